@@ -1,0 +1,3 @@
+from paygate.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): request ids, body limits."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paygate.errors import InvalidRequest
+
+MAX_BODY = 1_048_576
+
+
+def _reply(err: InvalidRequest, request_id: bytes) -> tuple[Message, Message]:
+    body = orjson.dumps(err.body())
+    start: Message = {
+        "type": "http.response.start",
+        "status": err.status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"request-id", request_id)],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class Edge:
+    """Adds `Request-Id` to every response and refuses oversized or non-JSON bodies before routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = b"req_" + secrets.token_hex(12).encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"request-id", request_id)]
+            await send(message)
+
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        method = scope["method"]
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY:
+                await self._refuse(send, InvalidRequest("request_too_large", "The request body exceeds 1 MB.",
+                                                        status=413), request_id)
+                return
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            has_body = (length is not None and length not in (b"0", b"")) or b"transfer-encoding" in headers
+            is_callback = scope["path"] == "/v1/bank/events"
+            if has_body and ctype != b"application/json" and not scope["path"].startswith("/dashboard") \
+                    and not is_callback:
+                await self._refuse(send, InvalidRequest("unsupported_media_type",
+                                                        "Send request bodies as application/json.", status=415),
+                                   request_id)
+                return
+            receive = _limited(receive)
+        await self.app(scope, receive, send_with_id)
+
+    @staticmethod
+    async def _refuse(send: Send, err: InvalidRequest, request_id: bytes) -> None:
+        start, body = _reply(err, request_id)
+        await send(start)
+        await send(body)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _limited(receive: Receive) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message: dict[str, Any] = dict(await receive())
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise BodyTooLarge
+        return message
+
+    return wrapped

@@ -1,0 +1,39 @@
+"""Operational endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from paygate.api.deps import gateway
+from paygate.api.responses import json
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> Response:
+    return json({"status": "ok"})
+
+
+@router.get("/readyz", summary="The database is reachable and migrated")
+async def readyz(request: Request) -> Response:
+    gw = gateway(request)
+    try:
+        async with gw.pool.connection(timeout=2.0) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM schema_migrations WHERE version = ANY(%s)",
+                (request.app.state.migration_versions,),
+            )
+            row = await cur.fetchone()
+    except Exception:
+        return json({"status": "unavailable", "database": "unreachable"}, 503, {"Retry-After": "1"})
+    if row is None or row["n"] != len(request.app.state.migration_versions):
+        return json({"status": "unavailable", "database": "migrations_pending"}, 503, {"Retry-After": "5"})
+    return json({"status": "ready"})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

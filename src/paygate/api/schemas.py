@@ -1,0 +1,117 @@
+"""Request bodies. Unknown fields are refused; custom error types double as the public error codes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
+
+from paygate.domain import cards, money, upi
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _amount(v: int) -> int:
+    if v > money.MAX_AMOUNT:
+        raise PydanticCustomError("amount_too_large", f"amount must be at most {money.MAX_AMOUNT}.")
+    if v < money.MIN_AMOUNT:
+        raise PydanticCustomError("parameter_invalid", "amount must be a positive integer.")
+    return v
+
+
+def _currency(v: str) -> str:
+    code = money.normalize_currency(v)
+    if code is None:
+        raise PydanticCustomError("parameter_invalid", "currency must be a supported ISO 4217 code.")
+    return code
+
+
+def _metadata(v: dict[str, str]) -> dict[str, str]:
+    if len(v) > 50:
+        raise PydanticCustomError("parameter_invalid", "metadata may hold at most 50 keys.")
+    for k, val in v.items():
+        if not k or len(k) > 40 or len(val) > 500:
+            raise PydanticCustomError("parameter_invalid", "metadata keys are 1-40 characters, values at most 500.")
+    return v
+
+
+def _card_number(v: str) -> str:
+    if not cards.luhn_valid(v):
+        raise PydanticCustomError("invalid_number", "The card number is not a valid card number.")
+    return cards.digits_only(v)
+
+
+def _vpa(v: str) -> str:
+    if not upi.valid_vpa(v):
+        raise PydanticCustomError("invalid_vpa", "The VPA is not a valid UPI address (name@bank).")
+    return v
+
+
+Amount = Annotated[StrictInt, AfterValidator(_amount)]
+Currency = Annotated[StrictStr, AfterValidator(_currency)]
+Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata)]
+ShortText = Annotated[StrictStr, Field(max_length=255)]
+LongText = Annotated[StrictStr, Field(max_length=1000)]
+
+
+class Card(Strict):
+    number: Annotated[StrictStr, AfterValidator(_card_number)]
+    exp_month: Annotated[StrictInt, Field(ge=1, le=12)]
+    exp_year: Annotated[StrictInt, Field(ge=0, le=9999)]
+    cvc: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,4}$")]
+    name: ShortText | None = None
+
+
+class Upi(Strict):
+    vpa: Annotated[StrictStr, AfterValidator(_vpa)]
+
+
+class PaymentMethod(Strict):
+    type: Literal["card", "upi"]
+    card: Card | None = None
+    upi: Upi | None = None
+
+    @model_validator(mode="after")
+    def _one_method(self) -> PaymentMethod:
+        if self.type == "card" and self.card is None:
+            raise PydanticCustomError("parameter_missing", "payment_method.card is required for type card.")
+        if self.type == "upi" and self.upi is None:
+            raise PydanticCustomError("parameter_missing", "payment_method.upi is required for type upi.")
+        if (self.type == "card" and self.upi is not None) or (self.type == "upi" and self.card is not None):
+            raise PydanticCustomError("parameter_invalid", "payment_method holds details of another type.")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class CreatePayment(Strict):
+    amount: Amount | None = None
+    currency: Currency | None = None
+    payment_method: PaymentMethod
+    capture_method: Literal["automatic", "manual"] = "automatic"
+    order_id: ShortText | None = None
+    customer_id: ShortText | None = None
+    description: LongText | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Capture(Strict):
+    amount: Amount | None = None
+
+
+class CreateRefund(Strict):
+    payment_id: ShortText
+    amount: Amount | None = None
+    reason: LongText | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class CreateOrder(Strict):
+    amount: Amount
+    currency: Currency
+    receipt: ShortText | None = None
+    notes: Metadata = Field(default_factory=dict)

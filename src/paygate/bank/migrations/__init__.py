@@ -1,0 +1,1 @@
+"""Plain-SQL migrations of the simulated bank's own schema (`bank`), applied by paygate.store.migrate."""

@@ -1,0 +1,586 @@
+"""The simulated bank's SQL (schema `bank`) — the one documented exception to "SQL only in store/".
+
+Every mutation runs in one transaction that first claims its idempotency key (a primary-key insert: a
+concurrent duplicate blocks on it until the first commits, then replays), then acts under row locks
+(an authorization's row, then the card's account row — always in that order), then binds the key to
+the operation it answered. Card numbers are stored only as SHA-256; CVCs never.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from paygate.bank import cards
+from paygate.domain.ids import new_id
+
+Conn = AsyncConnection[DictRow]
+Pool = AsyncConnectionPool[Conn]
+
+CALLBACK_LEASE_S = 30.0  # a claimed callback is re-sent after this if its sender vanished
+CALLBACK_BACKOFF_BASE_S = 0.2
+CALLBACK_BACKOFF_CAP_S = 10.0
+
+
+def make_pool(conninfo: str, *, min_size: int = 1, max_size: int = 20) -> Pool:
+    """Closed pool (open it in the app's lifespan); autocommit, so every transaction is explicit."""
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        connection_class=Conn,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        name="paygate-bank",
+    )
+
+
+def rfc3339(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class NotApplied(Exception):
+    """Raised inside an action to roll the whole transaction back (key included) and answer 500."""
+
+
+class KeyReused(Exception):
+    """The idempotency key was first used with a different request."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    reference: str | None
+    type: str | None
+    status: str
+    amount: int
+    currency: str | None
+    captured: bool
+    failure_code: str | None
+    tombstone: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: DictRow) -> Operation:
+        return cls(
+            id=row["id"],
+            reference=row["reference"],
+            type=row["type"],
+            status=row["status"],
+            amount=row["amount"],
+            currency=row["currency"],
+            captured=row["captured"],
+            failure_code=row["failure_code"],
+            tombstone=row["tombstone"],
+            created_at=row["created_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "bank_operation",
+            "reference": self.reference,
+            "type": self.type,
+            "status": self.status,
+            "amount": self.amount,
+            "currency": self.currency,
+            "captured": self.captured,
+            "failure_code": self.failure_code,
+            "created_at": rfc3339(self.created_at),
+        }
+
+
+_OP_COLUMNS = "id, reference, type, status, amount, currency, captured, failure_code, tombstone, created_at"
+
+
+async def _one(conn: Conn, sql: str, params: tuple[Any, ...]) -> DictRow | None:
+    cur = await conn.execute(sql.encode(), params)
+    return await cur.fetchone()
+
+
+async def _insert_op(
+    conn: Conn,
+    *,
+    reference: str | None,
+    type_: str | None,
+    status: str,
+    amount: int,
+    currency: str | None = None,
+    captured: bool = False,
+    failure_code: str | None = None,
+    tombstone: bool = False,
+) -> Operation:
+    row = await _one(
+        conn,
+        "INSERT INTO bank.operations (id, reference, type, status, amount, currency, captured, failure_code,"
+        f" tombstone) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_OP_COLUMNS}",
+        (new_id("bop"), reference, type_, status, amount, currency, captured, failure_code, tombstone),
+    )
+    assert row is not None
+    return Operation.from_row(row)
+
+
+async def get_operation(conn: Conn, op_id: str) -> Operation:
+    row = await _one(conn, f"SELECT {_OP_COLUMNS} FROM bank.operations WHERE id = %s", (op_id,))
+    if row is None:
+        raise LookupError(op_id)
+    return Operation.from_row(row)
+
+
+# --- idempotency ------------------------------------------------------------------------------------
+
+
+async def _claim_key(conn: Conn, key: str, request_hash: bytes | None) -> DictRow | None:
+    """None when this transaction now owns the key; else the committed row (blocks on a running owner)."""
+    claimed = await _one(
+        conn,
+        "INSERT INTO bank.idempotency_keys (key, request_hash) VALUES (%s, %s)"
+        " ON CONFLICT (key) DO NOTHING RETURNING key",
+        (key, request_hash),
+    )
+    if claimed is not None:
+        return None
+    row = await _one(
+        conn, "SELECT request_hash, operation_id FROM bank.idempotency_keys WHERE key = %s", (key,)
+    )
+    assert row is not None  # keys are never deleted, and an owner always binds before committing
+    return row
+
+
+async def _bind_key(conn: Conn, key: str, op_id: str) -> None:
+    await conn.execute(b"UPDATE bank.idempotency_keys SET operation_id = %s WHERE key = %s", (op_id, key))
+
+
+Action = Callable[[Conn], Awaitable[Operation]]
+
+
+async def execute(pool: Pool, key: str, request_hash: bytes, action: Action) -> tuple[Operation, bool]:
+    """Run `action` once per key: returns (operation, replayed). Raises KeyReused, NotApplied."""
+    async with pool.connection() as conn, conn.transaction():
+        existing = await _claim_key(conn, key, request_hash)
+        if existing is not None:
+            stored = existing["request_hash"]
+            if stored is not None and bytes(stored) != request_hash:
+                raise KeyReused(key)
+            return await get_operation(conn, existing["operation_id"]), True
+        op = await action(conn)
+        await _bind_key(conn, key, op.id)
+        return op, False
+
+
+async def inquire(pool: Pool, key: str) -> tuple[Operation, bool]:
+    """(operation, found). Nothing under the key: write a tombstone so a late original cannot act."""
+    async with pool.connection() as conn, conn.transaction():
+        existing = await _claim_key(conn, key, None)
+        if existing is None:
+            op = await _insert_op(
+                conn,
+                reference=None,
+                type_=None,
+                status="failed",
+                amount=0,
+                failure_code="processing_error",
+                tombstone=True,
+            )
+            await _bind_key(conn, key, op.id)
+            return op, False
+        op = await get_operation(conn, existing["operation_id"])
+        return op, not op.tombstone
+
+
+# --- accounts and authorizations ------------------------------------------------------------------
+
+
+async def _lock_account(conn: Conn, card_hash: bytes, initial_balance: int) -> DictRow:
+    await conn.execute(
+        b"INSERT INTO bank.accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash) DO NOTHING",
+        (card_hash, initial_balance),
+    )
+    row = await _one(
+        conn,
+        "SELECT balance, held, captured, refunded FROM bank.accounts WHERE card_hash = %s FOR UPDATE",
+        (card_hash,),
+    )
+    assert row is not None
+    return row
+
+
+async def _move(
+    conn: Conn, card_hash: bytes, *, balance: int = 0, held: int = 0, captured: int = 0, refunded: int = 0
+) -> None:
+    await conn.execute(
+        b"UPDATE bank.accounts SET balance = balance + %s, held = held + %s, captured = captured + %s,"
+        b" refunded = refunded + %s WHERE card_hash = %s",
+        (balance, held, captured, refunded, card_hash),
+    )
+
+
+async def _lock_reference(conn: Conn, reference: str) -> DictRow | None:
+    """Serialise authorizations of one reference, and return its authorization (locked) if any."""
+    await conn.execute(b"SELECT pg_advisory_xact_lock(hashtextextended('bank.ref:' || %s, 0))", (reference,))
+    return await _lock_authorization(conn, reference)
+
+
+async def _lock_authorization(conn: Conn, reference: str) -> DictRow | None:
+    return await _one(
+        conn,
+        "SELECT reference, operation_id, card_hash, amount, currency, state, captured_amount, refunded_amount"
+        " FROM bank.authorizations WHERE reference = %s FOR UPDATE",
+        (reference,),
+    )
+
+
+async def _insert_authorization(
+    conn: Conn, op: Operation, card_hash: bytes | None, state: str, captured_amount: int = 0
+) -> None:
+    await conn.execute(
+        b"INSERT INTO bank.authorizations (reference, operation_id, card_hash, amount, currency, state,"
+        b" captured_amount) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (op.reference, op.id, card_hash, op.amount, op.currency, state, captured_amount),
+    )
+
+
+async def authorize_card(
+    conn: Conn,
+    *,
+    reference: str,
+    amount: int,
+    currency: str,
+    number: str,
+    exp_month: int,
+    exp_year: int,
+    cvc: str,
+    capture: bool,
+    now: datetime,
+) -> Operation:
+    rule = cards.lookup(number)
+    if rule.server_error:
+        raise NotApplied("test card 4000000000000119")
+    if await _lock_reference(conn, reference) is not None:
+        return await _insert_op(
+            conn,
+            reference=reference,
+            type_="authorization",
+            status="failed",
+            amount=amount,
+            currency=currency,
+            failure_code="duplicate_reference",
+        )
+    failure = cards.decide(number, exp_month, exp_year, cvc, now)
+    card_hash = cards.card_hash(number)
+    if failure is None:
+        account = await _lock_account(conn, card_hash, rule.balance)
+        if account["balance"] - account["held"] < amount:
+            failure = "insufficient_funds"
+    if failure is not None:
+        return await _insert_op(
+            conn,
+            reference=reference,
+            type_="authorization",
+            status="failed",
+            amount=amount,
+            currency=currency,
+            failure_code=failure,
+        )
+    op = await _insert_op(
+        conn,
+        reference=reference,
+        type_="authorization",
+        status="succeeded",
+        amount=amount,
+        currency=currency,
+        captured=capture,
+    )
+    if capture:  # hold then capture at once: recorded as two operations
+        await _insert_op(
+            conn, reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency
+        )
+        await _move(conn, card_hash, balance=-amount, captured=amount)
+        await _insert_authorization(conn, op, card_hash, "captured", captured_amount=amount)
+    else:
+        await _move(conn, card_hash, held=amount)
+        await _insert_authorization(conn, op, card_hash, "active")
+    return op
+
+
+async def authorize_upi(
+    conn: Conn,
+    *,
+    reference: str,
+    amount: int,
+    currency: str,
+    succeed: bool,
+    callback_url: str | None,
+    delay_s: float,
+) -> Operation:
+    """Answer pending now; a durable settlement row settles it after `delay_s` (UPI always captures)."""
+    if await _lock_reference(conn, reference) is not None:
+        return await _insert_op(
+            conn,
+            reference=reference,
+            type_="authorization",
+            status="failed",
+            amount=amount,
+            currency=currency,
+            failure_code="duplicate_reference",
+        )
+    op = await _insert_op(
+        conn, reference=reference, type_="authorization", status="pending", amount=amount, currency=currency
+    )
+    await _insert_authorization(conn, op, None, "pending")
+    await conn.execute(
+        b"INSERT INTO bank.settlements (operation_id, succeed, callback_url, settle_at)"
+        b" VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
+        (op.id, succeed, callback_url, delay_s),
+    )
+    return op
+
+
+async def _failed(conn: Conn, type_: str, reference: str, amount: int, code: str) -> Operation:
+    return await _insert_op(
+        conn, reference=reference, type_=type_, status="failed", amount=amount, failure_code=code
+    )
+
+
+async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
+    auth = await _lock_authorization(conn, reference)
+    if auth is None:
+        return await _failed(conn, "capture", reference, amount, "authorization_not_found")
+    if auth["state"] != "active":
+        return await _failed(conn, "capture", reference, amount, "authorization_not_active")
+    if amount > auth["amount"]:
+        return await _failed(conn, "capture", reference, amount, "amount_exceeds_authorization")
+    card_hash = bytes(auth["card_hash"])
+    await _lock_account(conn, card_hash, 0)
+    # The whole hold goes; only `amount` leaves the account (the rest of the hold is released).
+    await _move(conn, card_hash, balance=-amount, held=-auth["amount"], captured=amount)
+    await conn.execute(
+        b"UPDATE bank.authorizations SET state = 'captured', captured_amount = %s WHERE reference = %s",
+        (amount, reference),
+    )
+    await conn.execute(b"UPDATE bank.operations SET captured = true WHERE id = %s", (auth["operation_id"],))
+    return await _insert_op(
+        conn,
+        reference=reference,
+        type_="capture",
+        status="succeeded",
+        amount=amount,
+        currency=auth["currency"],
+    )
+
+
+async def void(conn: Conn, *, reference: str) -> Operation:
+    auth = await _lock_authorization(conn, reference)
+    if auth is None:
+        return await _failed(conn, "void", reference, 0, "authorization_not_found")
+    if auth["state"] != "active":
+        return await _failed(conn, "void", reference, auth["amount"], "authorization_not_active")
+    card_hash = bytes(auth["card_hash"])
+    await _lock_account(conn, card_hash, 0)
+    await _move(conn, card_hash, held=-auth["amount"])
+    await conn.execute(b"UPDATE bank.authorizations SET state = 'voided' WHERE reference = %s", (reference,))
+    return await _insert_op(
+        conn,
+        reference=reference,
+        type_="void",
+        status="succeeded",
+        amount=auth["amount"],
+        currency=auth["currency"],
+    )
+
+
+async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
+    auth = await _lock_authorization(conn, reference)
+    if auth is None:
+        return await _failed(conn, "refund", reference, amount, "authorization_not_found")
+    if auth["state"] != "captured":
+        return await _failed(conn, "refund", reference, amount, "authorization_not_captured")
+    if amount > auth["captured_amount"] - auth["refunded_amount"]:
+        return await _failed(conn, "refund", reference, amount, "amount_exceeds_captured")
+    if auth["card_hash"] is not None:
+        card_hash = bytes(auth["card_hash"])
+        await _lock_account(conn, card_hash, 0)
+        await _move(conn, card_hash, balance=amount, refunded=amount)
+    await conn.execute(
+        b"UPDATE bank.authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",
+        (amount, reference),
+    )
+    return await _insert_op(
+        conn,
+        reference=reference,
+        type_="refund",
+        status="succeeded",
+        amount=amount,
+        currency=auth["currency"],
+    )
+
+
+# --- inspection -----------------------------------------------------------------------------------
+
+
+async def list_operations(pool: Pool, reference: str) -> list[Operation]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_OP_COLUMNS} FROM bank.operations WHERE reference = %s AND NOT tombstone"
+            " ORDER BY created_at, id".encode(),
+            (reference,),
+        )
+        return [Operation.from_row(r) for r in await cur.fetchall()]
+
+
+async def card_state(pool: Pool, number: str) -> dict[str, int]:
+    async with pool.connection() as conn:
+        row = await _one(
+            conn,
+            "SELECT balance, held, captured, refunded FROM bank.accounts WHERE card_hash = %s",
+            (cards.card_hash(number),),
+        )
+    if row is None:  # accounts are created lazily; an unused card shows its opening balance
+        return {"available": cards.initial_balance(number), "held": 0, "captured": 0, "refunded": 0}
+    return {
+        "available": row["balance"] - row["held"],
+        "held": row["held"],
+        "captured": row["captured"],
+        "refunded": row["refunded"],
+    }
+
+
+# --- background work: UPI settlements and the callback outbox ----------------------------------------
+
+
+def _event_body(event_id: str, op: Operation, created_at: datetime, succeeded: bool) -> bytes:
+    data: dict[str, Any] = {"reference": op.reference, "operation": "capture", "amount": op.amount}
+    if not succeeded:
+        data["failure_code"] = op.failure_code
+    return orjson.dumps(
+        {
+            "id": event_id,
+            "type": "operation.succeeded" if succeeded else "operation.failed",
+            "created_at": rfc3339(created_at),
+            "data": data,
+        }
+    )
+
+
+async def settle_due(
+    pool: Pool, *, duplicate: Callable[[], bool], duplicate_delay: Callable[[], float], limit: int = 50
+) -> int:
+    """Settle the UPI authorizations that are due; each with its callback(s) in the same transaction."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            b"SELECT operation_id, succeed, callback_url FROM bank.settlements WHERE settle_at <= now()"
+            b" ORDER BY settle_at LIMIT %s FOR UPDATE SKIP LOCKED",
+            (limit,),
+        )
+        due = await cur.fetchall()
+        for row in due:
+            await _settle_one(conn, row, duplicate, duplicate_delay)
+        return len(due)
+
+
+async def _settle_one(
+    conn: Conn, row: DictRow, duplicate: Callable[[], bool], duplicate_delay: Callable[[], float]
+) -> None:
+    op = await get_operation(conn, row["operation_id"])
+    assert op.reference is not None
+    await _lock_authorization(conn, op.reference)
+    succeeded = bool(row["succeed"])
+    if succeeded:
+        await conn.execute(
+            b"UPDATE bank.operations SET status = 'succeeded', captured = true WHERE id = %s", (op.id,)
+        )
+        await conn.execute(
+            b"UPDATE bank.authorizations SET state = 'captured', captured_amount = amount"
+            b" WHERE reference = %s",
+            (op.reference,),
+        )
+        await _insert_op(
+            conn,
+            reference=op.reference,
+            type_="capture",
+            status="succeeded",
+            amount=op.amount,
+            currency=op.currency,
+        )
+    else:
+        await conn.execute(
+            b"UPDATE bank.operations SET status = 'failed', failure_code = 'payment_declined' WHERE id = %s",
+            (op.id,),
+        )
+        await conn.execute(
+            b"UPDATE bank.authorizations SET state = 'failed' WHERE reference = %s", (op.reference,)
+        )
+    await conn.execute(b"DELETE FROM bank.settlements WHERE operation_id = %s", (op.id,))
+    url = row["callback_url"]
+    if not url:
+        return
+    settled = await get_operation(conn, op.id)
+    event_id = new_id("bevt")
+    body = _event_body(event_id, settled, datetime.now(UTC), succeeded)
+    delays = [0.0] + ([duplicate_delay()] if duplicate() else [])
+    for delay in delays:
+        await conn.execute(
+            b"INSERT INTO bank.callbacks (event_id, url, body, due_at)"
+            b" VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
+            (event_id, url, body, delay),
+        )
+
+
+@dataclass(frozen=True)
+class Callback:
+    id: int
+    event_id: str
+    url: str
+    body: bytes
+    attempts: int
+
+
+async def claim_callbacks(pool: Pool, limit: int = 20) -> list[Callback]:
+    """Lease due callbacks (push their due time out) so that no other sender takes them meanwhile."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            b"WITH due AS (SELECT id FROM bank.callbacks WHERE delivered_at IS NULL AND due_at <= now()"
+            b" ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            b" UPDATE bank.callbacks c SET due_at = now() + make_interval(secs => %s) FROM due"
+            b" WHERE c.id = due.id RETURNING c.id, c.event_id, c.url, c.body, c.attempts",
+            (limit, CALLBACK_LEASE_S),
+        )
+        return [
+            Callback(r["id"], r["event_id"], r["url"], bytes(r["body"]), r["attempts"])
+            for r in await cur.fetchall()
+        ]
+
+
+def callback_backoff(attempts: int) -> float:
+    """Delay after the `attempts`-th failed attempt: 0.2 s doubling, capped at 10 s."""
+    return float(min(CALLBACK_BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), CALLBACK_BACKOFF_CAP_S))
+
+
+async def finish_callback(pool: Pool, cb: Callback, error: str | None) -> None:
+    async with pool.connection() as conn:
+        if error is None:
+            await conn.execute(
+                b"UPDATE bank.callbacks SET delivered_at = now(), attempts = attempts + 1, last_error = NULL"
+                b" WHERE id = %s",
+                (cb.id,),
+            )
+        else:
+            await conn.execute(
+                b"UPDATE bank.callbacks SET attempts = attempts + 1, last_error = %s,"
+                b" due_at = now() + make_interval(secs => %s) WHERE id = %s",
+                (error[:500], callback_backoff(cb.attempts + 1), cb.id),
+            )
+
+
+async def pending_callbacks(pool: Pool) -> int:
+    """Callbacks not yet delivered (for tests and drills)."""
+    async with pool.connection() as conn:
+        row = await _one(conn, "SELECT count(*) AS n FROM bank.callbacks WHERE delivered_at IS NULL", ())
+        return int(row["n"]) if row else 0

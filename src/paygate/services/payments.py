@@ -1,0 +1,217 @@
+"""Payment use cases: create (authorize), capture, void. Each is three short phases around one bank call:
+
+    1. commit the intent (payment `pending`/`capturing`/`voiding` + a bank-operation row + key checkpoint)
+    2. call the bank with the operation's id as its Idempotency-Key (retried inside the client)
+    3. commit the outcome through `settle`, with the response stored on the idempotency key
+
+A crash between 1 and 3 leaves the intent for the retry with the same key, or for the recovery worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from paygate.bank.client import BankResult
+from paygate.domain import cards, views
+from paygate.domain.ids import new_id
+from paygate.domain.payments import Status
+from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound
+from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
+from paygate.services.idempotency import KeyHandle
+from paygate.services.settle import FAILURE_MESSAGES, emit, fail, move, settle
+from paygate.store import bank_ops, orders, payments
+from paygate.store.db import Conn, Row, transaction
+
+# How long the recovery worker leaves a fresh intent to the request that made it.
+RECOVERY_GRACE_S = 20.0
+
+
+@dataclass
+class NewPayment:
+    payment_method: dict[str, Any]  # as received: may hold the full card number and CVC (never stored)
+    amount: int | None = None
+    currency: str | None = None
+    capture_method: str = "automatic"
+    order_id: str | None = None
+    customer_id: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def render(p: Row) -> Outcome:
+    """A payment as the answer to its create request: 201, or 402 with the failed payment."""
+    obj = views.payment(p)
+    if p["status"] == Status.FAILED:
+        code = p["failure_code"] or "processing_error"
+        err = CardError(code, p["failure_message"] or FAILURE_MESSAGES.get(code, "The payment failed."),
+                        extra={"payment": obj})
+        return Outcome.of(402, err.body())
+    return Outcome.of(201, obj)
+
+
+def _in_flight(p: Row) -> InvalidState:
+    return InvalidState("payment_in_flight", f"Payment {p['id']} has an operation in progress; retry shortly.",
+                        retry_after=1)
+
+
+def _public_method(pm: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
+    if pm["type"] == "card":
+        c = pm["card"]
+        return {"type": "card", "card": cards.public_view(c["number"], c["exp_month"], c["exp_year"], fingerprint_key)}
+    return {"type": "upi", "upi": {"vpa": pm["upi"]["vpa"]}}
+
+
+async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment) -> tuple[int, str, Row | None]:
+    order = None
+    if req.order_id is not None:
+        order = await orders.get(conn, who.merchant_id, req.order_id)
+        if order is None:
+            raise NotFound("order", req.order_id, param="order_id")
+        if order["status"] == "paid":
+            raise InvalidState("order_already_paid", f"Order {order['id']} is already paid.")
+        if req.amount is not None and req.amount != order["amount"]:
+            raise InvalidRequest("parameter_invalid", "amount must equal the order's amount.", param="amount")
+        if req.currency is not None and req.currency != order["currency"]:
+            raise InvalidRequest("parameter_invalid", "currency must equal the order's currency.", param="currency")
+        return order["amount"], order["currency"], order
+    if req.amount is None:
+        raise InvalidRequest("parameter_missing", "amount is required.", param="amount")
+    if req.currency is None:
+        raise InvalidRequest("parameter_missing", "currency is required.", param="currency")
+    return req.amount, req.currency, None
+
+
+async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -> Outcome:
+    pm = req.payment_method
+    is_card = pm["type"] == "card"
+    if key.resource_id is None:
+        now = utcnow()
+        payment_id, op_id = new_id("pay"), new_id("bop")
+        expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
+        async with transaction(gw.pool) as conn:
+            amount, currency, order = await _resolve_amount(conn, who, req)
+            p = await payments.insert(conn, {
+                "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
+                "currency": currency, "capture_method": req.capture_method if is_card else "automatic",
+                "method_type": pm["type"], "payment_method": _public_method(pm, gw.settings.fingerprint_key),
+                "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
+                "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
+                "created_at": now, "updated_at": now,
+            })
+            if order is not None:
+                await orders.mark_attempted(conn, order["id"], now)
+            if expired:  # no need to ask the bank: the card cannot be charged
+                p = await fail(conn, p, "expired_card", now)
+                outcome = render(p)
+                await key.finish(conn, outcome)
+                return outcome
+            await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
+                                  kind="authorization", amount=amount,
+                                  next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+            if not is_card:  # UPI waits for the customer: its `pending` is an observable state
+                await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
+            await key.checkpoint(conn, "payment_created", payment_id)
+    else:
+        payment_id = key.resource_id
+        async with gw.pool.connection() as conn:
+            p0 = await payments.get(conn, who.merchant_id, payment_id)
+            op = await bank_ops.pending_for_payment(conn, payment_id, "authorization")
+        assert p0 is not None and op is not None
+        if op["status"] != "pending":  # settled meanwhile (recovery or callback): answer what happened
+            return await _finish(gw, key, payment_id)
+        op_id, amount, currency = op["id"], p0["amount"], p0["currency"]
+
+    result = await gw.bank.authorize(
+        key=op_id, reference=payment_id, amount=amount, currency=currency, payment_method=pm,
+        capture=(req.capture_method == "automatic") or not is_card, callback_url=gw.callback_url,
+    )
+    if result.outcome == "unknown" and is_card:
+        # Our retries are spent. Ask the bank; the inquiry also fences off a late arrival of the original.
+        result = await gw.bank.inquire(key=op_id)
+    return await _finish(gw, key, payment_id, op_id, result)
+
+
+async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | None = None,
+                  result: BankResult | None = None) -> Outcome:
+    async with transaction(gw.pool) as conn:
+        now = utcnow()
+        if op_id is not None and result is not None and result.outcome in ("succeeded", "failed"):
+            p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)
+        else:
+            locked = await payments.lock(conn, payment_id)
+            assert locked is not None
+            p = locked
+        outcome = render(p)
+        await key.finish(conn, outcome)
+        return outcome
+
+
+async def _begin_operation(
+    gw: Gateway, who: Principal, payment_id: str, key: KeyHandle, kind: str, amount: int | None,
+) -> tuple[str, int]:
+    """Phase 1 of capture/void: check the state under the row lock and commit the intent."""
+    now = utcnow()
+    async with transaction(gw.pool) as conn:
+        p = await payments.lock(conn, payment_id, who.merchant_id)
+        if p is None:
+            raise NotFound("payment", payment_id)
+        status = Status(p["status"])
+        if status in (Status.CAPTURING, Status.VOIDING):
+            raise _in_flight(p)
+        if status is not Status.AUTHORIZED:
+            verb = "captured" if kind == "capture" else "voided"
+            raise InvalidState(f"payment_not_{'capturable' if kind == 'capture' else 'voidable'}",
+                               f"Payment {payment_id} is {status.value} and cannot be {verb}.")
+        op_amount = p["amount"]
+        if kind == "capture" and amount is not None:
+            if amount > p["amount"]:
+                raise InvalidState("amount_exceeds_capturable",
+                                   f"amount {amount} exceeds amount_capturable {p['amount']}.")
+            op_amount = amount
+        await move(conn, p, Status.CAPTURING if kind == "capture" else Status.VOIDING, now)
+        op_id = new_id("bop")
+        await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id, kind=kind,
+                              amount=op_amount, next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+        await key.checkpoint(conn, f"{kind}_started", op_id)
+    return op_id, op_amount
+
+
+async def _operate(gw: Gateway, who: Principal, payment_id: str, key: KeyHandle, kind: str,
+                   amount: int | None) -> Outcome:
+    if key.resource_id is None:
+        op_id, op_amount = await _begin_operation(gw, who, payment_id, key, kind, amount)
+    else:
+        op_id = key.resource_id
+        async with gw.pool.connection() as conn:
+            op = await bank_ops.get(conn, op_id)
+        assert op is not None
+        op_amount = op["amount"]
+    if kind == "capture":
+        result = await gw.bank.capture(key=op_id, reference=payment_id, amount=op_amount)
+    else:
+        result = await gw.bank.void(key=op_id, reference=payment_id)
+    async with transaction(gw.pool) as conn:
+        now = utcnow()
+        p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)
+        outcome = Outcome.of(200, views.payment(p))
+        await key.finish(conn, outcome)
+        return outcome
+
+
+async def capture(gw: Gateway, who: Principal, payment_id: str, amount: int | None, key: KeyHandle) -> Outcome:
+    return await _operate(gw, who, payment_id, key, "capture", amount)
+
+
+async def void(gw: Gateway, who: Principal, payment_id: str, key: KeyHandle) -> Outcome:
+    return await _operate(gw, who, payment_id, key, "void", None)
+
+
+async def retrieve(gw: Gateway, who: Principal, payment_id: str) -> dict[str, Any]:
+    async with gw.pool.connection() as conn:
+        p = await payments.get(conn, who.merchant_id, payment_id)
+    if p is None:
+        raise NotFound("payment", payment_id)
+    return views.payment(p)
+

@@ -1,0 +1,137 @@
+"""Apply a bank outcome to a payment or refund: the one place where in-flight work becomes final.
+
+Request handlers, the recovery worker and bank callbacks all finish operations through `settle`, so an
+outcome learned late is recorded exactly as if the original request had learned it: same status, same
+ledger entries, same single event. Every function here runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from paygate.domain import ledger as postings
+from paygate.domain import views
+from paygate.domain.ids import new_id
+from paygate.domain.money import fee_for
+from paygate.domain.payments import Status, can_transition, event_for, status_after_refund
+from paygate.services.gateway import Gateway
+from paygate.store import bank_ops, events, ledger, orders, payments, refunds
+from paygate.store.db import Conn, Row
+
+FAILURE_MESSAGES = {
+    "card_declined": "The card was declined.",
+    "insufficient_funds": "The card has insufficient funds.",
+    "expired_card": "The card has expired.",
+    "incorrect_cvc": "The card's security code is incorrect.",
+    "processing_error": "The bank could not process the payment; nothing was charged.",
+    "payment_declined": "The payment was declined by the customer's bank.",
+}
+
+
+class NotAllowed(Exception):
+    """A move the state machine forbids; callers decide whether that is an error or a late duplicate."""
+
+
+async def emit(conn: Conn, merchant_id: str, type: str, obj: dict[str, Any], now: datetime) -> None:
+    await events.emit(conn, event_id=new_id("evt"), merchant_id=merchant_id, type=type, object_id=obj["id"],
+                      data=obj, now=now)
+
+
+async def move(conn: Conn, p: Row, target: Status, now: datetime, **fields: Any) -> Row:
+    """Move a locked payment to `target`, appending to its history and emitting the status's event."""
+    current = Status(p["status"])
+    if not can_transition(current, target):
+        raise NotAllowed(f"{current} -> {target}")
+    history = list(p["status_history"])
+    if target is not current:
+        history.append({"status": target.value, "at": views.ts(now)})
+    row = await payments.update(conn, p["id"], {"status": target.value, "status_history": history,
+                                                "updated_at": now, **fields})
+    event_type = event_for(target, method_type=row["method_type"]) if target is not current else None
+    if event_type:
+        await emit(conn, row["merchant_id"], event_type, views.payment(row), now)
+    return row
+
+
+async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datetime) -> Row:
+    """Money taken: the payment becomes `captured`, the ledger records it, the order may become paid."""
+    fee = fee_for(amount, gw.settings.fee_bps, gw.settings.fee_fixed)
+    row = await move(conn, p, Status.CAPTURED, now, amount_captured=amount, amount_fee=fee,
+                     authorization_expires_at=None)
+    await ledger.post(conn, merchant_id=row["merchant_id"], kind="capture", currency=row["currency"],
+                      postings=postings.capture_postings(amount, fee), now=now, payment_id=row["id"])
+    if row["order_id"]:
+        order = await orders.add_paid(conn, row["order_id"], amount, now)
+        if order is not None and order["previous_status"] != "paid":
+            await emit(conn, order["merchant_id"], "order.paid", views.order(order, gw.settings.public_url), now)
+    return row
+
+
+async def fail(conn: Conn, p: Row, code: str, now: datetime) -> Row:
+    return await move(conn, p, Status.FAILED, now, failure_code=code,
+                      failure_message=FAILURE_MESSAGES.get(code, "The payment failed."))
+
+
+async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code: str | None,
+                 now: datetime) -> Row:
+    """Record the bank's final answer for operation `op_id`; idempotent. Returns the payment row.
+
+    Locks the payment first, then the operation (the order every writer uses).
+    """
+    op = await bank_ops.get(conn, op_id)
+    assert op is not None, op_id
+    p = await payments.lock(conn, op["payment_id"])
+    assert p is not None
+    op = await bank_ops.lock(conn, op_id)
+    assert op is not None
+    if op["status"] != "pending" or outcome not in ("succeeded", "failed"):
+        return p
+    await bank_ops.resolve(conn, op_id, outcome, failure_code, now)
+    ok = outcome == "succeeded"
+    status = Status(p["status"])
+    kind = op["kind"]
+    try:
+        if kind == "authorization" and status is Status.PENDING:
+            if not ok:
+                return await fail(conn, p, failure_code or "processing_error", now)
+            if p["capture_method"] == "automatic" or p["method_type"] == "upi":
+                return await capture_money(conn, gw, p, p["amount"], now)
+            expires = p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)
+            return await move(conn, p, Status.AUTHORIZED, now, authorization_expires_at=expires)
+        if kind == "capture" and status is Status.CAPTURING:
+            if ok:
+                return await capture_money(conn, gw, p, op["amount"], now)
+            return await move(conn, p, Status.EXPIRED, now, authorization_expires_at=None)
+        if kind == "void" and status is Status.VOIDING:
+            return await move(conn, p, Status.VOIDED if ok else Status.EXPIRED, now, authorization_expires_at=None)
+        if kind == "expiry" and status is Status.VOIDING:  # the hold is gone either way
+            return await move(conn, p, Status.EXPIRED, now, authorization_expires_at=None)
+        if kind == "refund":
+            return await _settle_refund(conn, p, op, ok, failure_code, now)
+    except NotAllowed:
+        pass
+    return p
+
+
+async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: str | None, now: datetime) -> Row:
+    r = await refunds.lock(conn, op["refund_id"])
+    assert r is not None
+    if r["status"] != "pending":
+        return p
+    reserved = p["amount_refund_reserved"] - r["amount"]
+    if ok:
+        refunded = p["amount_refunded"] + r["amount"]
+        target = status_after_refund(p["amount_captured"], refunded)
+        p = await move(conn, p, target, now, amount_refunded=refunded, amount_refund_reserved=reserved)
+        await ledger.post(conn, merchant_id=p["merchant_id"], kind="refund", currency=p["currency"],
+                          postings=postings.refund_postings(r["amount"]), now=now, payment_id=p["id"],
+                          refund_id=r["id"])
+        r = await refunds.update(conn, r["id"], {"status": "succeeded", "updated_at": now})
+        await emit(conn, p["merchant_id"], "refund.succeeded", views.refund(r), now)
+    else:
+        p = await payments.update(conn, p["id"], {"amount_refund_reserved": reserved, "updated_at": now})
+        r = await refunds.update(conn, r["id"], {"status": "failed", "failure_code": failure_code or "processing_error",
+                                                 "updated_at": now})
+        await emit(conn, p["merchant_id"], "refund.failed", views.refund(r), now)
+    return p

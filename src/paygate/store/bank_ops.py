@@ -1,0 +1,68 @@
+"""Write-ahead intents for bank calls; recovery claims the due ones with SKIP LOCKED."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from paygate.store.db import Conn, Row, fetch_all, fetch_one
+
+
+async def insert(
+    conn: Conn, *, id: str, merchant_id: str, payment_id: str, kind: str, amount: int,
+    next_attempt_at: datetime, refund_id: str | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, next_attempt_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (id, merchant_id, payment_id, refund_id, kind, amount, next_attempt_at),
+    )
+
+
+async def get(conn: Conn, op_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM bank_operations WHERE id = %s", (op_id,))
+
+
+async def lock(conn: Conn, op_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM bank_operations WHERE id = %s FOR UPDATE", (op_id,))
+
+
+async def pending_for_payment(conn: Conn, payment_id: str, kind: str) -> Row | None:
+    return await fetch_one(
+        conn,
+        "SELECT * FROM bank_operations WHERE payment_id = %s AND kind = %s ORDER BY id DESC LIMIT 1",
+        (payment_id, kind),
+    )
+
+
+async def for_refund(conn: Conn, refund_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM bank_operations WHERE refund_id = %s", (refund_id,))
+
+
+async def resolve(conn: Conn, op_id: str, status: str, failure_code: str | None, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE bank_operations SET status = %s, failure_code = %s, resolved_at = %s WHERE id = %s",
+        (status, failure_code, now, op_id),
+    )
+
+
+async def claim_due(conn: Conn, now: datetime, limit: int) -> list[Row]:
+    return await fetch_all(
+        conn,
+        "SELECT * FROM bank_operations WHERE status = 'pending' AND next_attempt_at <= %s "
+        "ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    )
+
+
+async def reschedule(conn: Conn, op_id: str, next_attempt_at: datetime) -> None:
+    await conn.execute(
+        "UPDATE bank_operations SET attempts = attempts + 1, next_attempt_at = %s WHERE id = %s",
+        (next_attempt_at, op_id),
+    )
+
+
+async def count_pending(conn: Conn, merchant_id: str) -> int:
+    row = await fetch_one(
+        conn, "SELECT count(*) AS n FROM bank_operations WHERE merchant_id = %s AND status = 'pending'", (merchant_id,)
+    )
+    return int(row["n"]) if row else 0

@@ -1,0 +1,69 @@
+"""Events, and their fan-out into webhook deliveries: both in the transaction of the change (the outbox)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from paygate.store._sql import Page
+from paygate.store.db import Conn, Row, fetch_all, fetch_one
+
+NOTIFY_CHANNEL = "paygate_deliveries"
+
+
+async def emit(
+    conn: Conn, *, event_id: str, merchant_id: str, type: str, object_id: str, data: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Insert the event once per (object, type) and a delivery per subscribed endpoint; False if it existed."""
+    cur = await conn.execute(
+        "WITH ev AS (INSERT INTO events (id, merchant_id, type, object_id, data, created_at) "
+        "VALUES (%(id)s, %(m)s, %(t)s, %(o)s, %(d)s::json, %(now)s) ON CONFLICT (object_id, type) DO NOTHING "
+        "RETURNING id), "
+        "ep AS (SELECT e.id AS endpoint_id FROM webhook_endpoints e "
+        "WHERE e.merchant_id = %(m)s AND NOT e.deleted AND NOT e.disabled "
+        "AND (e.enabled_events @> ARRAY['*'] OR e.enabled_events @> ARRAY[%(t)s]::text[]) "
+        "AND EXISTS (SELECT 1 FROM ev)), "
+        "d AS (INSERT INTO webhook_deliveries (id, merchant_id, endpoint_id, event_id, event_type, next_attempt_at, "
+        "created_at, updated_at) SELECT paygate_id('wd'), %(m)s, ep.endpoint_id, %(id)s, %(t)s, %(now)s, "
+        "%(now)s, %(now)s FROM ep RETURNING 1) "
+        "SELECT (SELECT count(*) FROM ev) AS inserted, (SELECT count(*) FROM d) AS deliveries",
+        {"id": event_id, "m": merchant_id, "t": type, "o": object_id, "d": orjson.dumps(data).decode(),
+         "now": now},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    if row["deliveries"]:
+        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}".encode())
+    return bool(row["inserted"])
+
+
+async def get(conn: Conn, merchant_id: str, event_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM events WHERE id = %s AND merchant_id = %s", (event_id, merchant_id))
+
+
+async def page(
+    conn: Conn, merchant_id: str, *, type: str | None = None, created_gte: datetime | None = None,
+    created_lt: datetime | None = None, starting_after: str | None = None, limit: int = 10,
+) -> list[Row]:
+    sql, params = Page(merchant_id).eq("type", type).created(created_gte, created_lt).sql(
+        "events", starting_after, limit)
+    return await fetch_all(conn, sql, params)
+
+
+async def for_object(conn: Conn, object_id: str) -> list[Row]:
+    return await fetch_all(conn, "SELECT * FROM events WHERE object_id = %s ORDER BY id", (object_id,))
+
+
+async def purge(conn: Conn, older_than: datetime, limit: int = 5000) -> int:
+    """Old events go, with the delivery records that point at them."""
+    await conn.execute(
+        "DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM events WHERE created_at < %s LIMIT %s)",
+        (older_than, limit),
+    )
+    cur = await conn.execute(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < %s LIMIT %s)", (older_than, limit)
+    )
+    return cur.rowcount

@@ -1,0 +1,50 @@
+"""Journal entries; the deferred trigger in the schema refuses to commit one that does not balance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from paygate.domain.ids import new_id
+from paygate.domain.ledger import MERCHANT_BALANCE, Posting
+from paygate.store._sql import Page
+from paygate.store.db import Conn, Row, fetch_all
+
+
+async def post(
+    conn: Conn, *, merchant_id: str, kind: str, currency: str, postings: list[Posting], now: datetime,
+    payment_id: str | None = None, refund_id: str | None = None,
+) -> str | None:
+    if not postings:
+        return None
+    journal_id = new_id("jrn")
+    await conn.execute(
+        "INSERT INTO ledger_journals (id, merchant_id, kind, currency, payment_id, refund_id, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (journal_id, merchant_id, kind, currency, payment_id, refund_id, now),
+    )
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO ledger_entries (id, journal_id, merchant_id, account, direction, amount, currency, "
+            "payment_id, refund_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(new_id("led"), journal_id, merchant_id, p.account, p.direction, p.amount, currency, payment_id,
+              refund_id, now) for p in postings],
+        )
+    return journal_id
+
+
+async def balance(conn: Conn, merchant_id: str) -> list[Row]:
+    return await fetch_all(
+        conn,
+        "SELECT currency, sum(CASE WHEN direction = 'credit' THEN amount ELSE -amount END)::bigint AS amount "
+        "FROM ledger_entries WHERE merchant_id = %s AND account = %s GROUP BY currency ORDER BY currency",
+        (merchant_id, MERCHANT_BALANCE),
+    )
+
+
+async def page(
+    conn: Conn, merchant_id: str, *, payment_id: str | None = None, refund_id: str | None = None,
+    starting_after: str | None = None, limit: int = 10,
+) -> list[Row]:
+    sql, params = Page(merchant_id).eq("payment_id", payment_id).eq("refund_id", refund_id).sql(
+        "ledger_entries", starting_after, limit)
+    return await fetch_all(conn, sql, params)

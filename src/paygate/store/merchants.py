@@ -1,0 +1,41 @@
+"""Merchants and their API keys (stored as SHA-256 hashes; the key is shown once)."""
+
+from __future__ import annotations
+
+from paygate.store.db import Conn, Row, fetch_one
+
+
+async def insert(conn: Conn, *, id: str, name: str, email: str, password_hash: str) -> None:
+    await conn.execute(
+        "INSERT INTO merchants (id, name, email, password_hash) VALUES (%s, %s, %s, %s)",
+        (id, name, email, password_hash),
+    )
+
+
+async def insert_key(conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str) -> None:
+    await conn.execute(
+        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint) VALUES (%s, %s, %s, %s)",
+        (key_hash, merchant_id, kind, hint),
+    )
+
+
+async def by_key_hash(conn: Conn, key_hash: bytes) -> Row | None:
+    return await fetch_one(
+        conn,
+        "SELECT k.merchant_id, k.kind, m.name FROM api_keys k JOIN merchants m ON m.id = k.merchant_id "
+        "WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+        (key_hash,),
+    )
+
+
+async def by_email(conn: Conn, email: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM merchants WHERE lower(email) = lower(%s)", (email,))
+
+
+async def by_id(conn: Conn, merchant_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM merchants WHERE id = %s", (merchant_id,))
+
+
+async def count(conn: Conn) -> int:
+    row = await fetch_one(conn, "SELECT count(*) AS n FROM merchants")
+    return int(row["n"]) if row else 0

@@ -1,0 +1,51 @@
+"""Orders: what a customer is asked to pay; payments attach to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from paygate.store._sql import Page, adapt
+from paygate.store.db import Conn, Row, fetch_all, fetch_one
+
+_COLUMNS = ("id", "merchant_id", "amount", "currency", "receipt", "notes", "created_at", "updated_at")
+
+
+async def insert(conn: Conn, values: dict[str, Any]) -> Row:
+    row = await fetch_one(
+        conn,
+        f"INSERT INTO orders ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) RETURNING *",
+        [adapt(values.get(c)) for c in _COLUMNS],
+    )
+    assert row is not None
+    return row
+
+
+async def get(conn: Conn, merchant_id: str, order_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM orders WHERE id = %s AND merchant_id = %s", (order_id, merchant_id))
+
+
+async def mark_attempted(conn: Conn, order_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE orders SET status = 'attempted', updated_at = %s WHERE id = %s AND status = 'created'",
+        (now, order_id),
+    )
+
+
+async def add_paid(conn: Conn, order_id: str, amount: int, now: datetime) -> Row | None:
+    """Record a captured payment; returns the order if this made it `paid` just now."""
+    return await fetch_one(
+        conn,
+        "WITH prev AS (SELECT status FROM orders WHERE id = %s FOR UPDATE) "
+        "UPDATE orders o SET amount_paid = o.amount_paid + %s, status = 'paid', updated_at = %s FROM prev "
+        "WHERE o.id = %s RETURNING o.*, prev.status AS previous_status",
+        (order_id, amount, now, order_id),
+    )
+
+
+async def page(
+    conn: Conn, merchant_id: str, *, created_gte: datetime | None = None, created_lt: datetime | None = None,
+    starting_after: str | None = None, limit: int = 10,
+) -> list[Row]:
+    sql, params = Page(merchant_id).created(created_gte, created_lt).sql("orders", starting_after, limit)
+    return await fetch_all(conn, sql, params)

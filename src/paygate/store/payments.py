@@ -1,0 +1,90 @@
+"""Payments: every status change happens on a row locked with FOR UPDATE."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from paygate.store._sql import Page, adapt, set_clause
+from paygate.store.db import Conn, Row, fetch_all, fetch_one
+
+_UPDATABLE = frozenset({
+    "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
+    "failure_message", "authorization_expires_at", "status_history", "updated_at",
+})
+_COLUMNS = (
+    "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
+    "order_id", "customer_id", "description", "metadata", "failure_code", "failure_message",
+    "authorization_expires_at", "status_history", "created_at", "updated_at",
+)
+
+
+async def insert(conn: Conn, values: dict[str, Any]) -> Row:
+    cols = ", ".join(_COLUMNS)
+    marks = ", ".join(["%s"] * len(_COLUMNS))
+    row = await fetch_one(
+        conn,
+        f"INSERT INTO payments ({cols}) VALUES ({marks}) RETURNING *",
+        [adapt(values.get(c)) for c in _COLUMNS],
+    )
+    assert row is not None
+    return row
+
+
+async def get(conn: Conn, merchant_id: str, payment_id: str) -> Row | None:
+    return await fetch_one(conn, "SELECT * FROM payments WHERE id = %s AND merchant_id = %s", (payment_id, merchant_id))
+
+
+async def lock(conn: Conn, payment_id: str, merchant_id: str | None = None) -> Row | None:
+    if merchant_id is None:
+        return await fetch_one(conn, "SELECT * FROM payments WHERE id = %s FOR UPDATE", (payment_id,))
+    return await fetch_one(
+        conn, "SELECT * FROM payments WHERE id = %s AND merchant_id = %s FOR UPDATE", (payment_id, merchant_id)
+    )
+
+
+async def update(conn: Conn, payment_id: str, fields: dict[str, Any]) -> Row:
+    cols, params = set_clause(fields, _UPDATABLE)
+    row = await fetch_one(conn, f"UPDATE payments SET {cols} WHERE id = %s RETURNING *", [*params, payment_id])
+    assert row is not None
+    return row
+
+
+async def page(
+    conn: Conn,
+    merchant_id: str,
+    *,
+    status: str | None = None,
+    order_id: str | None = None,
+    customer_id: str | None = None,
+    created_gte: datetime | None = None,
+    created_lt: datetime | None = None,
+    starting_after: str | None = None,
+    limit: int = 10,
+) -> list[Row]:
+    q = Page(merchant_id).eq("status", status).eq("order_id", order_id).eq("customer_id", customer_id)
+    sql, params = q.created(created_gte, created_lt).sql("payments", starting_after, limit)
+    return await fetch_all(conn, sql, params)
+
+
+async def expired_authorizations(conn: Conn, now: datetime, limit: int) -> list[Row]:
+    return await fetch_all(
+        conn,
+        "SELECT id, merchant_id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= %s "
+        "ORDER BY authorization_expires_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    )
+
+
+async def stats(conn: Conn, merchant_id: str) -> Row:
+    row = await fetch_one(
+        conn,
+        "SELECT count(*) AS total, "
+        "count(*) FILTER (WHERE status IN ('authorized','captured','partially_refunded','refunded','voided',"
+        "'capturing','voiding')) AS succeeded, "
+        "count(*) FILTER (WHERE status = 'failed') AS failed, "
+        "coalesce(sum(amount_captured), 0) AS captured FROM payments WHERE merchant_id = %s",
+        (merchant_id,),
+    )
+    assert row is not None
+    return row

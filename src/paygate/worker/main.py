@@ -1,0 +1,67 @@
+"""`paygate worker`: the background loops, each independent so that one slow loop never stalls another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from paygate.bank.client import BankClient
+from paygate.config import Settings
+from paygate.logs import configure_logging
+from paygate.services.gateway import Gateway
+from paygate.store.db import make_pool
+from paygate.worker import expiry, maintenance, recovery
+
+log = structlog.get_logger("paygate.worker")
+
+Loop = Callable[[Gateway, asyncio.Event], Awaitable[None]]
+
+
+async def every(interval_s: float, stop: asyncio.Event, name: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Run `step` until stopped; errors (the database being away, say) are logged and retried."""
+    while not stop.is_set():
+        busy = False
+        try:
+            result = await step()
+            busy = bool(result) if isinstance(result, int) else False
+        except Exception as exc:
+            log.warning("loop_error", loop=name, error=type(exc).__name__, detail=str(exc)[:200])
+        if busy:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+def loops(gw: Gateway, stop: asyncio.Event) -> list[Awaitable[None]]:
+    out: list[Awaitable[None]] = [
+        every(0.5, stop, "recovery", lambda: recovery.recover_once(gw)),
+        every(1.0, stop, "expiry", lambda: expiry.expire_once(gw)),
+        every(2.0, stop, "completer", lambda: maintenance.complete_abandoned_keys(gw)),
+        every(600.0, stop, "reaper", lambda: maintenance.reap(gw)),
+    ]
+    return out
+
+
+async def run(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    if not settings.database_url:
+        raise SystemExit("PAYGATE_DATABASE_URL is not set.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pool = make_pool(settings.database_url, min_size=2, max_size=max(8, settings.db_pool_max), name="worker")
+    await pool.open(wait=False)
+    bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
+    gw = Gateway(pool=pool, bank=bank, settings=settings)
+    log.info("worker_started")
+    try:
+        await asyncio.gather(*loops(gw, stop))
+    finally:
+        await bank.aclose()
+        await pool.close()
+        log.info("worker_stopped")

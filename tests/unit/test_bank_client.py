@@ -1,0 +1,217 @@
+"""BankClient over httpx.MockTransport: retries, same key on every attempt, unknown outcomes, mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from paygate.bank.client import BankClient, BankError, BankResult, BankUnavailable
+
+CARD = {
+    "type": "card",
+    "card": {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+}
+
+
+def _op(status: str, failure_code: str | None = None, captured: bool = False) -> dict[str, Any]:
+    return {
+        "id": "bop_01",
+        "object": "bank_operation",
+        "reference": "pay_1",
+        "type": "authorization",
+        "status": status,
+        "amount": 100,
+        "captured": captured,
+        "failure_code": failure_code,
+    }
+
+
+class Recorder:
+    """A scripted bank: each request gets the next response (or raises the next exception)."""
+
+    def __init__(
+        self, *script: httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
+    ) -> None:
+        self.script = list(script)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, httpx.Response):
+            return step
+        return step(request)
+
+    def client(self, attempts: int = 3) -> BankClient:
+        return BankClient(
+            "http://bank.test", attempts=attempts, backoff_base_s=0.001, transport=httpx.MockTransport(self)
+        )
+
+    @property
+    def keys(self) -> list[str | None]:
+        return [r.headers.get("idempotency-key") for r in self.requests]
+
+
+async def _authorize(client: BankClient, key: str = "k1") -> BankResult:
+    return await client.authorize(
+        key=key,
+        reference="pay_1",
+        amount=100,
+        currency="USD",
+        payment_method=CARD,
+        capture=False,
+        callback_url=None,
+    )
+
+
+async def test_retries_500_then_succeeds_with_same_key() -> None:
+    bank = Recorder(httpx.Response(500), httpx.Response(503), httpx.Response(200, json=_op("succeeded")))
+    async with bank.client() as client:
+        result = await _authorize(client, key="idem-1")
+    assert result == BankResult("succeeded", None, "bop_01", False)
+    assert bank.keys == ["idem-1", "idem-1", "idem-1"]
+    bodies = [orjson.loads(r.content) for r in bank.requests]
+    assert all(b == bodies[0] for b in bodies)
+    assert bodies[0]["payment_method"] == CARD and bodies[0]["callback_url"] is None
+
+
+async def test_timeouts_give_unknown_after_all_attempts() -> None:
+    bank = Recorder(httpx.ReadTimeout("slow"))
+    async with bank.client(attempts=4) as client:
+        result = await client.capture(key="cap-1", reference="pay_1", amount=50)
+    assert result == BankResult("unknown")
+    assert len(bank.requests) == 4
+    assert set(bank.keys) == {"cap-1"}
+
+
+async def test_connection_errors_and_5xx_mixed_give_unknown() -> None:
+    bank = Recorder(httpx.ConnectError("refused"), httpx.Response(502), httpx.RemoteProtocolError("eof"))
+    async with bank.client() as client:
+        assert (await client.void(key="v1", reference="pay_1")).outcome == "unknown"
+    assert len(bank.requests) == 3
+
+
+async def test_real_timeout_from_slow_transport() -> None:
+    import asyncio
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, json=_op("succeeded"))
+
+    # MockTransport does not enforce timeouts itself; wrap it so the client's deadline applies.
+    class Deadline(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            self.calls += 1
+            try:
+                return await asyncio.wait_for(httpx.MockTransport(slow).handle_async_request(request), 0.05)
+            except TimeoutError:
+                raise httpx.ReadTimeout("deadline", request=request) from None
+
+    transport = Deadline()
+    async with BankClient("http://bank.test", attempts=2, backoff_base_s=0, transport=transport) as client:
+        assert (await client.refund(key="r1", reference="pay_1", amount=10)).outcome == "unknown"
+    assert transport.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [
+        (_op("succeeded", captured=True), BankResult("succeeded", None, "bop_01", True)),
+        (_op("failed", "card_declined"), BankResult("failed", "card_declined", "bop_01", False)),
+        (_op("failed", "insufficient_funds"), BankResult("failed", "insufficient_funds", "bop_01", False)),
+        (_op("pending"), BankResult("pending", None, "bop_01", False)),
+        ({"status": "weird"}, BankResult("unknown")),
+    ],
+)
+async def test_status_mapping(op: dict[str, Any], expected: BankResult) -> None:
+    bank = Recorder(httpx.Response(200, json=op))
+    async with bank.client() as client:
+        assert await _authorize(client) == expected
+    assert len(bank.requests) == 1
+
+
+async def test_4xx_is_a_bug_not_an_outcome() -> None:
+    err = {"error": {"type": "invalid_request_error", "code": "parameter_invalid"}}
+    bank = Recorder(httpx.Response(400, json=err))
+    async with bank.client() as client:
+        with pytest.raises(BankError) as info:
+            await _authorize(client)
+    assert info.value.status_code == 400
+    assert len(bank.requests) == 1  # no retry of a refused request
+
+
+async def test_422_key_reuse_is_a_bank_error() -> None:
+    bank = Recorder(httpx.Response(422, json={"error": {"code": "idempotency_key_reused"}}))
+    async with bank.client() as client:
+        with pytest.raises(BankError):
+            await client.capture(key="k", reference="pay_1", amount=1)
+
+
+async def test_inquire_found_and_tombstone_and_unreachable() -> None:
+    found = {"object": "bank_inquiry", "found": True, "operation": _op("succeeded", captured=True)}
+    bank = Recorder(httpx.Response(200, json=found))
+    async with bank.client() as client:
+        assert await client.inquire(key="k9") == BankResult("succeeded", None, "bop_01", True)
+    req = bank.requests[0]
+    assert req.url.path == "/v1/inquiries"
+    assert orjson.loads(req.content) == {"idempotency_key": "k9"}
+    assert req.headers["idempotency-key"] == "k9"
+
+    tomb = {"found": False, "operation": {**_op("failed", "processing_error"), "type": None}}
+    bank = Recorder(httpx.Response(500), httpx.Response(200, json=tomb))
+    async with bank.client() as client:
+        assert await client.inquire(key="k9") == BankResult("failed", "processing_error", "bop_01")
+
+    bank = Recorder(httpx.ConnectError("down"))
+    async with bank.client(attempts=2) as client:
+        assert await client.inquire(key="k9") == BankResult("unknown")
+    assert len(bank.requests) == 2
+
+
+async def test_request_shapes_and_no_card_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    bank = Recorder(httpx.Response(500), httpx.Response(200, json=_op("succeeded")))
+    async with bank.client() as client:
+        with caplog.at_level("DEBUG"):
+            await _authorize(client, key="abc")
+        await client.capture(key="c", reference="pay_1", amount=7)
+        await client.void(key="v", reference="pay_1")
+        await client.refund(key="r", reference="pay_1", amount=3)
+    assert caplog.records  # the 500 was logged ...
+    assert all(
+        "4111111111111111" not in r.getMessage() and "cvc" not in r.getMessage() for r in caplog.records
+    )
+    paths = [r.url.path for r in bank.requests]
+    assert paths == ["/v1/authorizations"] * 2 + ["/v1/captures", "/v1/voids", "/v1/refunds"]
+    assert [orjson.loads(r.content) for r in bank.requests[2:]] == [
+        {"reference": "pay_1", "amount": 7},
+        {"reference": "pay_1"},
+        {"reference": "pay_1", "amount": 3},
+    ]
+
+
+async def test_inspection_calls() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/operations":
+            assert request.url.params["reference"] == "pay_1"
+            return httpx.Response(200, json={"object": "list", "data": [_op("succeeded")]})
+        assert request.url.path == "/v1/cards/4242424242424242"
+        return httpx.Response(200, json={"available": 1, "held": 2, "captured": 3, "refunded": 4})
+
+    bank = Recorder(handler)
+    async with bank.client() as client:
+        assert (await client.operations("pay_1"))[0]["id"] == "bop_01"
+        assert (await client.card("4242424242424242"))["held"] == 2
+
+    bank = Recorder(httpx.ConnectError("down"))
+    async with bank.client(attempts=2) as client:
+        with pytest.raises(BankUnavailable):
+            await client.operations("pay_1")
