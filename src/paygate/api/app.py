@@ -7,7 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from paygate.api import errors, routes_ops, routes_payments
+from paygate.api import (
+    errors,
+    routes_bank_events,
+    routes_events,
+    routes_ops,
+    routes_orders,
+    routes_payments,
+    routes_webhooks,
+)
 from paygate.api.middleware import Edge
 from paygate.bank.client import BankClient
 from paygate.config import Settings, get_settings
@@ -55,5 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes_ops.router)
     app.include_router(routes_payments.router)
+    app.include_router(routes_orders.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_webhooks.router)
+    app.include_router(routes_bank_events.router)
     app.add_middleware(Edge)
     return app

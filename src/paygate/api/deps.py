@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 

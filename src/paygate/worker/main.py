@@ -14,7 +14,7 @@ from paygate.config import Settings
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.store.db import make_pool
-from paygate.worker import expiry, maintenance, recovery
+from paygate.worker import deliveries, expiry, maintenance, recovery
 
 log = structlog.get_logger("paygate.worker")
 
@@ -42,6 +42,7 @@ def loops(gw: Gateway, stop: asyncio.Event) -> list[Awaitable[None]]:
         every(1.0, stop, "expiry", lambda: expiry.expire_once(gw)),
         every(2.0, stop, "completer", lambda: maintenance.complete_abandoned_keys(gw)),
         every(600.0, stop, "reaper", lambda: maintenance.reap(gw)),
+        deliveries.run(gw, stop),
     ]
     return out
 
