@@ -67,9 +67,7 @@ def pg_server_url() -> Iterator[str]:
         return
     home = Path(tempfile.mkdtemp(prefix="paygate-test-pg-"))
     # durability is pointless for throwaway test data; these make CREATE DATABASE and commits cheap
-    server = EmbeddedPostgres(
-        home, settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-    )
+    server = EmbeddedPostgres(home, settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
     try:
         server.start()
         yield server.admin_url
@@ -156,9 +154,7 @@ def template_database(pg_server_url: str) -> str:
                 _drop(conn, building)
                 raise
             conn.execute(
-                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(building), sql.Identifier(name)
-                )
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(name))
             )
             conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(name)))
             return name
@@ -176,9 +172,7 @@ def make_database(pg_server_url: str, template_database: str) -> Iterator[MakeDa
         template = template_database if migrated else "template0"
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
             )
         created.append(name)
         return with_dbname(pg_server_url, name)

@@ -12,9 +12,7 @@ from procs import MakeStack, ProcError, Stack, start_stack
 
 
 @pytest.fixture
-def make_stack(
-    make_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[MakeStack]:
+def make_stack(make_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeStack]:
     """Factory: `make_stack(worker=True, api_workers=1, database_url=None, **PAYGATE_env)` starts a
     stack (on a new migrated database unless one is given); all are stopped after the test."""
     stacks: list[Stack] = []
@@ -32,7 +30,7 @@ def make_stack(
             tmp_path_factory.mktemp("stack"),
             worker=worker,
             api_workers=api_workers,
-            **env,
+            env=env,
         )
         stacks.append(stack)
         return stack

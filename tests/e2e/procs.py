@@ -231,9 +231,7 @@ class Stack:
         name = name or f"Test Merchant {suffix}"
         email = f"merchant-{suffix}@example.com"
         password = f"pw-{secrets.token_hex(8)}"
-        done = self.run(
-            "merchant", "create", "--name", name, "--email", email, "--password", password, "--json"
-        )
+        done = self.run("merchant", "create", "--name", name, "--email", email, "--password", password, "--json")
         created = _last_json_object(done.stdout)
         return {**{k: str(v) for k, v in created.items()}, "name": name, "email": email, "password": password}
 
@@ -249,9 +247,7 @@ class Stack:
             raise ProcError("\n".join(errors))
 
     def logs(self, lines: int = 60) -> str:
-        return "\n".join(
-            f"===== {p.name} ({p.log_path}) =====\n{p.log_tail(lines)}" for p in self.procs.values()
-        )
+        return "\n".join(f"===== {p.name} ({p.log_path}) =====\n{p.log_tail(lines)}" for p in self.procs.values())
 
 
 def _last_json_object(stdout: str) -> dict[str, object]:
@@ -272,10 +268,10 @@ def start_stack(
     worker: bool = True,
     api_workers: int | None = 1,
     timeout: float = 30,
-    **env: str,
+    env: dict[str, str] | None = None,
 ) -> Stack:
     """Start bank, API and worker on free ports over `database_url` (already migrated); `env` adds or
-    overrides PAYGATE_* settings, e.g. PAYGATE_BANK_FAILURE_RATE="0.3"."""
+    overrides PAYGATE_* settings, e.g. {"PAYGATE_BANK_FAILURE_RATE": "0.3"}."""
     bank_port, api_port = free_port(), free_port()
     bank_url, api_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{api_port}"
     full_env = {
@@ -284,11 +280,9 @@ def start_stack(
         "PAYGATE_PUBLIC_URL": api_url,
         "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
         "PAYGATE_HOME": str(workdir / "home"),
-        **env,
+        **(env or {}),
     }
-    stack = Stack(
-        api_url=api_url, bank_url=bank_url, database_url=database_url, env=full_env, workdir=workdir
-    )
+    stack = Stack(api_url=api_url, bank_url=bank_url, database_url=database_url, env=full_env, workdir=workdir)
     api_args = ["api", "--port", str(api_port)]
     if api_workers is not None:
         api_args += ["--workers", str(api_workers)]

@@ -60,9 +60,7 @@ def test_harness_kills_the_whole_group_and_restarts_on_the_same_port(tmp_path: P
 
 
 def test_harness_reports_a_process_that_exits_before_it_is_healthy(tmp_path: Path) -> None:
-    proc = Proc(
-        "dies", ["-c", "echo boom >&2; exit 3"], {}, "http://127.0.0.1:9/", program=["sh"], log_dir=tmp_path
-    )
+    proc = Proc("dies", ["-c", "echo boom >&2; exit 3"], {}, "http://127.0.0.1:9/", program=["sh"], log_dir=tmp_path)
     with pytest.raises(ProcError, match=r"(?s)exited with 3.*boom"):
         proc.start(timeout=5)
     assert not proc.running

@@ -33,9 +33,7 @@ def _op(status: str, failure_code: str | None = None, captured: bool = False) ->
 class Recorder:
     """A scripted bank: each request gets the next response (or raises the next exception)."""
 
-    def __init__(
-        self, *script: httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-    ) -> None:
+    def __init__(self, *script: httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]) -> None:
         self.script = list(script)
         self.requests: list[httpx.Request] = []
 
@@ -186,9 +184,7 @@ async def test_request_shapes_and_no_card_in_logs(caplog: pytest.LogCaptureFixtu
         await client.void(key="v", reference="pay_1")
         await client.refund(key="r", reference="pay_1", amount=3)
     assert caplog.records  # the 500 was logged ...
-    assert all(
-        "4111111111111111" not in r.getMessage() and "cvc" not in r.getMessage() for r in caplog.records
-    )
+    assert all("4111111111111111" not in r.getMessage() and "cvc" not in r.getMessage() for r in caplog.records)
     paths = [r.url.path for r in bank.requests]
     assert paths == ["/v1/authorizations"] * 2 + ["/v1/captures", "/v1/voids", "/v1/refunds"]
     assert [orjson.loads(r.content) for r in bank.requests[2:]] == [

@@ -109,9 +109,7 @@ def _request_hash(path: str, body: dict[str, Any]) -> bytes:
         card = {k: v for k, v in pm["card"].items() if k != "cvc"}
         card["number"] = hashlib.sha256(str(card.get("number", "")).encode()).hexdigest()
         canonical["payment_method"] = {**pm, "card": card}
-    return hashlib.sha256(
-        path.encode() + b"\n" + orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
-    ).digest()
+    return hashlib.sha256(path.encode() + b"\n" + orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 # --- actions -----------------------------------------------------------------------------------------
@@ -300,9 +298,7 @@ def create_app(
     @app.get("/v1/operations")
     async def operations(reference: str | None = None) -> Response:
         if not reference:
-            return _error(
-                400, "invalid_request_error", "parameter_missing", "reference is required.", "reference"
-            )
+            return _error(400, "invalid_request_error", "parameter_missing", "reference is required.", "reference")
         ops = await store.list_operations(pool, reference)
         return _json(200, {"object": "list", "data": [op.to_json() for op in ops], "has_more": False})
 

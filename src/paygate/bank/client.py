@@ -171,9 +171,7 @@ class BankClient:
                 )
                 continue
             if not 200 <= resp.status_code < 300:
-                raise BankError(
-                    f"bank refused {path}: HTTP {resp.status_code}", resp.status_code, _safe_json(resp)
-                )
+                raise BankError(f"bank refused {path}: HTTP {resp.status_code}", resp.status_code, _safe_json(resp))
             data = _safe_json(resp)
             if not isinstance(data, dict):
                 log.warning("bank %s key=%s: malformed 2xx body", path, key)

@@ -147,9 +147,7 @@ async def _claim_key(conn: Conn, key: str, request_hash: bytes | None) -> DictRo
     )
     if claimed is not None:
         return None
-    row = await _one(
-        conn, "SELECT request_hash, operation_id FROM bank.idempotency_keys WHERE key = %s", (key,)
-    )
+    row = await _one(conn, "SELECT request_hash, operation_id FROM bank.idempotency_keys WHERE key = %s", (key,))
     assert row is not None  # keys are never deleted, and an owner always binds before committing
     return row
 
@@ -344,9 +342,7 @@ async def authorize_upi(
 
 
 async def _failed(conn: Conn, type_: str, reference: str, amount: int, code: str) -> Operation:
-    return await _insert_op(
-        conn, reference=reference, type_=type_, status="failed", amount=amount, failure_code=code
-    )
+    return await _insert_op(conn, reference=reference, type_=type_, status="failed", amount=amount, failure_code=code)
 
 
 async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
@@ -493,12 +489,9 @@ async def _settle_one(
     await _lock_authorization(conn, op.reference)
     succeeded = bool(row["succeed"])
     if succeeded:
+        await conn.execute(b"UPDATE bank.operations SET status = 'succeeded', captured = true WHERE id = %s", (op.id,))
         await conn.execute(
-            b"UPDATE bank.operations SET status = 'succeeded', captured = true WHERE id = %s", (op.id,)
-        )
-        await conn.execute(
-            b"UPDATE bank.authorizations SET state = 'captured', captured_amount = amount"
-            b" WHERE reference = %s",
+            b"UPDATE bank.authorizations SET state = 'captured', captured_amount = amount WHERE reference = %s",
             (op.reference,),
         )
         await _insert_op(
@@ -514,9 +507,7 @@ async def _settle_one(
             b"UPDATE bank.operations SET status = 'failed', failure_code = 'payment_declined' WHERE id = %s",
             (op.id,),
         )
-        await conn.execute(
-            b"UPDATE bank.authorizations SET state = 'failed' WHERE reference = %s", (op.reference,)
-        )
+        await conn.execute(b"UPDATE bank.authorizations SET state = 'failed' WHERE reference = %s", (op.reference,))
     await conn.execute(b"DELETE FROM bank.settlements WHERE operation_id = %s", (op.id,))
     url = row["callback_url"]
     if not url:
@@ -553,8 +544,7 @@ async def claim_callbacks(pool: Pool, limit: int = 20) -> list[Callback]:
             (limit, CALLBACK_LEASE_S),
         )
         return [
-            Callback(r["id"], r["event_id"], r["url"], bytes(r["body"]), r["attempts"])
-            for r in await cur.fetchall()
+            Callback(r["id"], r["event_id"], r["url"], bytes(r["body"]), r["attempts"]) for r in await cur.fetchall()
         ]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from paygate import crashpoints
 from paygate.bank.client import BankResult
 from paygate.domain import cards, views
 from paygate.domain.ids import new_id
@@ -127,6 +128,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         key=op_id, reference=payment_id, amount=amount, currency=currency, payment_method=pm,
         capture=(req.capture_method == "automatic") or not is_card, callback_url=gw.callback_url,
     )
+    crashpoints.reach("after_bank_authorize")
     if result.outcome == "unknown" and is_card:
         # Our retries are spent. Ask the bank; the inquiry also fences off a late arrival of the original.
         result = await gw.bank.inquire(key=op_id)
@@ -192,6 +194,7 @@ async def _operate(gw: Gateway, who: Principal, payment_id: str, key: KeyHandle,
         result = await gw.bank.capture(key=op_id, reference=payment_id, amount=op_amount)
     else:
         result = await gw.bank.void(key=op_id, reference=payment_id)
+    crashpoints.reach(f"after_bank_{kind}")
     async with transaction(gw.pool) as conn:
         now = utcnow()
         p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)

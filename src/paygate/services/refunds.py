@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from paygate import crashpoints
 from paygate.domain import views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import REFUNDABLE, Status, refundable_remaining
@@ -57,6 +58,7 @@ async def create(
         op_id, refund_amount = op["id"], op["amount"]
 
     result = await gw.bank.refund(key=op_id, reference=payment_id, amount=refund_amount)
+    crashpoints.reach("after_bank_refund")
     async with transaction(gw.pool) as conn:
         await settle(conn, gw, op_id, result.outcome, result.failure_code, utcnow())
         r = await refunds.get(conn, who.merchant_id, refund_id)

@@ -1,0 +1,17 @@
+"""Deliberate crash points for recovery tests and drills.
+
+`PAYGATE_CRASH_POINT=<name>` makes the process die (as if SIGKILLed: no cleanup, no commit) the moment
+it reaches that point. Unset in production; read once at import so the hot path pays one comparison.
+Points: `after_bank_authorize`, `after_bank_capture`, `after_bank_void`, `after_bank_refund`.
+"""
+
+from __future__ import annotations
+
+import os
+
+_ARMED = os.environ.get("PAYGATE_CRASH_POINT") or None
+
+
+def reach(name: str) -> None:
+    if _ARMED is not None and _ARMED == name:
+        os._exit(137)
