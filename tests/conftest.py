@@ -1,7 +1,8 @@
 """Shared fixtures: one PostgreSQL server per session, a migrated template, a fresh database per test.
 
 The server is the one at 127.0.0.1:5432 (user postgres) when it answers, else an embedded one started
-for the session; `PAYGATE_TEST_SERVER_URL` names another (an admin conninfo URL). Each test database
+for the session; `PAYGATE_TEST_SERVER_URL` names another (an admin conninfo URL), or `embedded` to
+use an embedded server even when 5432 answers (as on a fresh machine). Each test database
 is a copy of a template migrated once per migration set (`CREATE DATABASE ... TEMPLATE`, as
 procrastinate does): fast, isolated, real. We only ever create and drop our own `paygate_t_*` and
 `paygate_tpl_*` databases; the server itself is never stopped or reconfigured.
@@ -58,11 +59,11 @@ def _answers(url: str) -> bool:
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """Admin conninfo (superuser, database `postgres`) of the server the tests may create databases on."""
-    explicit = os.environ.get("PAYGATE_TEST_SERVER_URL")
-    if explicit:
+    explicit = os.environ.get("PAYGATE_TEST_SERVER_URL", "")
+    if explicit and explicit != "embedded":
         yield explicit
         return
-    if _answers(LOCAL_SERVER):
+    if not explicit and _answers(LOCAL_SERVER):
         yield LOCAL_SERVER
         return
     home = Path(tempfile.mkdtemp(prefix="paygate-test-pg-"))

@@ -13,5 +13,5 @@ _ARMED = os.environ.get("PAYGATE_CRASH_POINT") or None
 
 
 def reach(name: str) -> None:
-    if _ARMED is not None and _ARMED == name:
+    if name == _ARMED:
         os._exit(137)

@@ -31,7 +31,7 @@ async def create(
             if p is None:
                 raise NotFound("payment", payment_id, param="payment_id")
             status = Status(p["status"])
-            if status not in REFUNDABLE:
+            if status not in REFUNDABLE and status is not Status.REFUNDED:  # refunded: nothing remains (below)
                 raise InvalidState("payment_not_refundable",
                                    f"Payment {payment_id} is {status.value}; only captured payments can be refunded.")
             remaining = refundable_remaining(p["amount_captured"], p["amount_refunded"], p["amount_refund_reserved"])
