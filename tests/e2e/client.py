@@ -10,7 +10,9 @@ import httpx
 CARD_OK = {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
 
-def card(number: str = "4111111111111111", exp_month: int = 12, exp_year: int = 2030, cvc: str = "123") -> dict[str, Any]:
+def card(
+    number: str = "4111111111111111", exp_month: int = 12, exp_year: int = 2030, cvc: str = "123"
+) -> dict[str, Any]:
     return {"type": "card", "card": {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}}
 
 
