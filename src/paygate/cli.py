@@ -225,5 +225,28 @@ def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+@app.command()
+def drill(
+    payments: Annotated[int, typer.Option(help="Payments to drive.")] = 300,
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 8,
+    server_url: Annotated[str, typer.Option(help="Admin URL of a local PostgreSQL to create the drill database on.")]
+    = "postgresql://postgres@127.0.0.1:5432/postgres",
+    kill_min: Annotated[float, typer.Option(help="Shortest pause between kills (s).")] = 1.5,
+    kill_max: Annotated[float, typer.Option(help="Longest pause between kills (s).")] = 4.0,
+    failure_rate: Annotated[float, typer.Option(help="Bank: 500 without acting.")] = 0.05,
+    lost_rate: Annotated[float, typer.Option(help="Bank: act, then 500.")] = 0.05,
+    latency_ms: Annotated[str, typer.Option(help="Bank latency min-max; above 1000 outlasts our timeout.")] = "0-1200",
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    keep_database: Annotated[bool, typer.Option(help="Keep the drill database for inspection.")] = False,
+) -> None:
+    """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost."""
+    from paygate.drill import DrillConfig, run
+
+    cfg = DrillConfig(server_url=server_url, payments=payments, clients=clients, kill_every_s=(kill_min, kill_max),
+                      failure_rate=failure_rate, lost_rate=lost_rate, latency_ms=latency_ms, seed=seed,
+                      keep_database=keep_database)
+    raise typer.Exit(run(cfg))
+
+
 def main() -> None:
     app()

@@ -1,0 +1,459 @@
+"""`paygate drill`: a chaos drill that proves the first promise — never charge twice, never lose a payment,
+never lie about state — while processes are SIGKILLed and the bank misbehaves.
+
+It creates a throwaway database on a local PostgreSQL, starts the bank (with failures, lost responses and
+latency past paygate's timeout), the API and two workers as separate processes, drives a mix of payments
+from concurrent clients that retry with the same idempotency keys, kills the API and workers at random,
+lets everything settle, then checks every payment against the bank's own records. It prints the counts
+and exits non-zero on any violation. Everything targets 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import orjson
+import psycopg
+from standardwebhooks.webhooks import Webhook
+
+from paygate.store import migrate
+
+# (number, exp_month, exp_year, cvc): approved cards, then cards the bank declines
+CARDS = [("4111111111111111", 12, 2030, "123"), ("4012888888881881", 12, 2031, "123"),
+         ("4000056655665556", 12, 2031, "123"), ("5200828282828210", 12, 2031, "123")]
+DECLINING = [("4000000000000002", 12, 2031, "123"), ("4000000000009995", 12, 2031, "123")]
+
+
+@dataclass
+class DrillConfig:
+    server_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    payments: int = 300
+    clients: int = 8
+    kill_every_s: tuple[float, float] = (1.5, 4.0)
+    failure_rate: float = 0.05
+    lost_rate: float = 0.05
+    latency_ms: str = "0-1200"  # with a 1 s timeout: some calls hang past it
+    bank_timeout_s: float = 1.0
+    settle_timeout_s: float = 240.0
+    seed: int | None = None
+    keep_database: bool = False
+    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+class Process:
+    """One `paygate <cmd>` child in its own process group, so SIGKILL takes all of it."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], health: str | None, log: Path) -> None:
+        self.name, self.args, self.env, self.health, self.log = name, args, env, health, log
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as fh:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "paygate", *self.args], env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        if self.health:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(self.health, timeout=1).status_code == 200:
+                        return
+                if self.popen.poll() is not None:
+                    break
+                time.sleep(0.1)
+            raise RuntimeError(f"{self.name} did not become healthy; see {self.log}")
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+            self.kills += 1
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Ledger:
+    """What the clients were told, per idempotency key."""
+
+    created: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # key -> payment ids
+    refunds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # key -> refund ids
+    responses: Counter[int] = field(default_factory=Counter)
+    retries: int = 0
+    unanswered: int = 0
+
+
+class Receiver:
+    """The merchant's webhook endpoint: verifies every delivery and remembers which event each id carried."""
+
+    def __init__(self) -> None:
+        self.secret: str | None = None
+        self.seen: dict[str, set[str]] = defaultdict(set)  # webhook-id -> (type|object id) carried
+        self.deliveries = 0
+        self.bad_signatures = 0
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status = b"204 No Content"
+                try:
+                    assert self.secret is not None
+                    Webhook(self.secret).verify(body, headers)
+                    event = orjson.loads(body)
+                    self.seen[headers["webhook-id"]].add(f"{event['type']}|{event['data']['object']['id']}")
+                    self.deliveries += 1
+                except Exception:
+                    self.bad_signatures += 1
+                    status = b"400 Bad Request"
+                writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+class Drill:
+    def __init__(self, cfg: DrillConfig) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.db_name = f"paygate_drill_{secrets.token_hex(4)}"
+        self.db_url = _with_db(cfg.server_url, self.db_name)
+        self.api_port, self.bank_port = _free_port(), _free_port()
+        self.api_url, self.bank_url = f"http://127.0.0.1:{self.api_port}", f"http://127.0.0.1:{self.bank_port}"
+        self.told = Ledger()
+        self.receiver = Receiver()
+        self.procs: dict[str, Process] = {}
+        self.stop_killing = asyncio.Event()
+        self.secret_key = ""
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAYGATE_")}
+        env.update({
+            "PAYGATE_DATABASE_URL": self.db_url, "PAYGATE_BANK_URL": self.bank_url,
+            "PAYGATE_PUBLIC_URL": self.api_url, "PAYGATE_BANK_FAILURE_RATE": str(self.cfg.failure_rate),
+            "PAYGATE_BANK_LOST_RATE": str(self.cfg.lost_rate), "PAYGATE_BANK_LATENCY_MS": self.cfg.latency_ms,
+            "PAYGATE_BANK_TIMEOUT_S": str(self.cfg.bank_timeout_s), "PAYGATE_IDEMPOTENCY_LOCK_S": "5",
+            "PAYGATE_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,5", "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
+            "PAYGATE_LOG_LEVEL": "warning",
+        })
+        return env
+
+    def setup(self) -> None:
+        with psycopg.connect(self.cfg.server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"'.encode())
+        migrate.apply(self.db_url, "public", "paygate.store.migrations")
+        migrate.apply(self.db_url, "bank", "paygate.bank.migrations")
+        env = self._env()
+        logs = self.cfg.workdir / self.db_name
+        logs.mkdir(parents=True, exist_ok=True)
+        self.procs = {
+            "bank": Process("bank", ["bank", "--port", str(self.bank_port)], env, f"{self.bank_url}/healthz",
+                            logs / "bank.log"),
+            "api": Process("api", ["api", "--port", str(self.api_port), "--workers", "2"], env,
+                           f"{self.api_url}/healthz", logs / "api.log"),
+            "worker1": Process("worker1", ["worker"], env, None, logs / "worker1.log"),
+            "worker2": Process("worker2", ["worker"], env, None, logs / "worker2.log"),
+        }
+        for p in self.procs.values():
+            p.start()
+        out = subprocess.run(
+            [sys.executable, "-m", "paygate", "merchant", "create", "--name", "Drill", "--email",
+             f"drill-{secrets.token_hex(3)}@example.com", "--password", secrets.token_hex(8), "--json"],
+            env=env, capture_output=True, check=True, text=True,
+        )
+        self.secret_key = orjson.loads(out.stdout.strip().splitlines()[-1])["secret_key"]
+
+    def teardown(self) -> None:
+        for p in reversed(list(self.procs.values())):
+            p.stop()
+        if not self.cfg.keep_database:
+            with psycopg.connect(self.cfg.server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'.encode())
+
+    # -- load ---------------------------------------------------------------------------------------
+    async def call(self, http: httpx.AsyncClient, path: str, body: dict[str, Any] | None, key: str) -> httpx.Response:
+        """Retry with the same key until the answer is definitive, as a careful client would."""
+        deadline = time.monotonic() + 120
+        delay = 0.1
+        while time.monotonic() < deadline:
+            try:
+                r = await http.post(path, json=body, headers={"Idempotency-Key": key})
+            except httpx.HTTPError:
+                r = None
+            if r is not None:
+                self.told.responses[r.status_code] += 1
+                in_use = r.status_code == 409 and r.json()["error"]["code"] in ("idempotency_key_in_use",
+                                                                                 "payment_in_flight")
+                if r.status_code < 500 and not in_use:
+                    return r
+            self.told.retries += 1
+            wait = float(r.headers.get("retry-after", delay)) if r is not None else delay
+            await asyncio.sleep(min(wait, 2.0) * self.rng.uniform(0.5, 1.0))
+            delay = min(delay * 2, 2.0)
+        self.told.unanswered += 1
+        raise TimeoutError(path)
+
+    async def one_payment(self, http: httpx.AsyncClient) -> None:
+        scenario = self.rng.choice(["auto", "auto_refunds", "manual_capture", "manual_void", "decline"])
+        number, exp_month, exp_year, cvc = self.rng.choice(DECLINING if scenario == "decline" else CARDS)
+        amount = self.rng.randint(100, 50_000)
+        key = f"drill-{secrets.token_hex(8)}"
+        body = {"amount": amount, "currency": "USD", "capture_method": "manual" if scenario.startswith("manual")
+                else "automatic",
+                "payment_method": {"type": "card", "card": {"number": number, "exp_month": exp_month,
+                                                            "exp_year": exp_year, "cvc": cvc}}}
+        r = await self.call(http, "/v1/payments", body, key)
+        obj = r.json()["error"]["payment"] if r.status_code == 402 else r.json()
+        self.told.created[key].add(obj["id"])
+        pid, status = obj["id"], obj["status"]
+        if scenario == "manual_capture" and status == "authorized":
+            await self.call(http, f"/v1/payments/{pid}/capture", {"amount": self.rng.randint(1, amount)},
+                            f"cap-{key}")
+        elif scenario == "manual_void" and status == "authorized":
+            await self.call(http, f"/v1/payments/{pid}/void", None, f"void-{key}")
+        elif scenario == "auto_refunds" and status == "captured":
+            for i in range(self.rng.randint(1, 3)):
+                rkey = f"ref{i}-{key}"
+                rr = await self.call(http, "/v1/refunds", {"payment_id": pid, "amount": max(1, amount // 4)}, rkey)
+                if rr.status_code == 201:
+                    self.told.refunds[rkey].add(rr.json()["id"])
+
+    async def client(self, todo: asyncio.Queue[int]) -> None:
+        auth = {"Authorization": f"Bearer {self.secret_key}"}
+        async with httpx.AsyncClient(base_url=self.api_url, headers=auth, timeout=30) as http:
+            while True:
+                try:
+                    todo.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await self.one_payment(http)
+
+    async def killer(self) -> None:
+        victims = ["api", "worker1", "worker2"]
+        while not self.stop_killing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_killing.wait(), self.rng.uniform(*self.cfg.kill_every_s))
+                return
+            p = self.procs[self.rng.choice(victims)]
+            p.kill()
+            await asyncio.to_thread(p.start)
+
+    async def register_endpoint(self) -> None:
+        auth = {"Authorization": f"Bearer {self.secret_key}"}
+        async with httpx.AsyncClient(base_url=self.api_url, headers=auth, timeout=30) as http:
+            r = await http.post("/v1/webhook_endpoints", json={
+                "url": f"http://127.0.0.1:{self.receiver.port}/hooks", "enabled_events": ["*"]})
+            r.raise_for_status()
+            self.receiver.secret = r.json()["secret"]
+
+    async def settle(self) -> bool:
+        deadline = time.monotonic() + self.cfg.settle_timeout_s
+        while time.monotonic() < deadline:
+            with psycopg.connect(self.db_url) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM payments WHERE status IN ('pending','capturing','voiding')),"
+                    " (SELECT count(*) FROM refunds WHERE status = 'pending'),"
+                    " (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),"
+                    " (SELECT count(*) FROM idempotency_keys WHERE response_status IS NULL)"
+                ).fetchone()
+            assert row is not None
+            if not any(row[:3]):
+                return True
+            await asyncio.sleep(1.0)
+        return False
+
+    # -- verdict ------------------------------------------------------------------------------------
+    async def check(self) -> tuple[dict[str, int], list[str]]:
+        problems: list[str] = []
+        with psycopg.connect(self.db_url) as conn:
+            pays = conn.execute(
+                "SELECT id, status, amount_captured, amount_refunded, amount_fee FROM payments").fetchall()
+            failures = conn.execute("SELECT failure_code, count(*) FROM payments WHERE status = 'failed' "
+                                    "GROUP BY failure_code ORDER BY failure_code").fetchall()
+            unbalanced = conn.execute(
+                "SELECT journal_id FROM ledger_entries GROUP BY journal_id, currency "
+                "HAVING sum(CASE WHEN direction='debit' THEN amount ELSE -amount END) <> 0").fetchall()
+            balance = conn.execute(
+                "SELECT coalesce(sum(CASE WHEN direction='credit' THEN amount ELSE -amount END), 0) "
+                "FROM ledger_entries WHERE account = 'merchant_balance'").fetchone()
+            events = conn.execute("SELECT id, type, object_id FROM events").fetchall()
+            refunds = conn.execute("SELECT id, payment_id, status FROM refunds").fetchall()
+            in_flight = conn.execute(
+                "SELECT count(*) FROM payments WHERE status IN ('pending','capturing','voiding')").fetchone()
+        expected_balance = sum(p[2] - p[3] - p[4] for p in pays)
+        if balance is None or balance[0] != expected_balance:
+            problems.append(f"balance {balance} != captured - refunded - fees {expected_balance}")
+        if unbalanced:
+            problems.append(f"{len(unbalanced)} unbalanced journals")
+        if in_flight and in_flight[0]:
+            problems.append(f"{in_flight[0]} payments still in flight")
+        ev_by_obj: dict[str, Counter[str]] = defaultdict(Counter)
+        for _, typ, obj in events:
+            ev_by_obj[obj][typ] += 1
+        succeeded_refunds: dict[str, int] = Counter()
+        for rid, pid, st in refunds:
+            want = {"succeeded": "refund.succeeded", "failed": "refund.failed"}.get(st)
+            if want and ev_by_obj[rid][want] != 1:
+                problems.append(f"refund {rid} {st}: {ev_by_obj[rid][want]} {want} events")
+            if st == "succeeded":
+                succeeded_refunds[pid] += 1
+        final_event = {"captured": "payment.captured", "partially_refunded": "payment.captured",
+                       "refunded": "payment.captured", "failed": "payment.failed", "voided": "payment.voided",
+                       "expired": "payment.expired", "authorized": "payment.authorized"}
+        double_auth = double_capture = mismatched = held = 0
+        async with httpx.AsyncClient(base_url=self.bank_url, timeout=30) as bank:
+            sem = asyncio.Semaphore(16)
+
+            async def ops(pid: str) -> list[dict[str, Any]]:
+                async with sem:
+                    r = await bank.get("/v1/operations", params={"reference": pid})
+                    r.raise_for_status()
+                    data: list[dict[str, Any]] = r.json()["data"]
+                    return data
+
+            all_ops = await asyncio.gather(*[ops(p[0]) for p in pays])
+        for (pid, status, captured, refunded, _fee), bank_ops in zip(pays, all_ops, strict=True):
+            ok = [o for o in bank_ops if o["status"] == "succeeded"]
+            auths = sum(1 for o in ok if o["type"] == "authorization")
+            caps = [o["amount"] for o in ok if o["type"] == "capture"]
+            voids = sum(1 for o in ok if o["type"] == "void")
+            if auths > 1:
+                double_auth += 1
+                problems.append(f"{pid}: authorized {auths} times at the bank")
+            if len(caps) > 1:
+                double_capture += 1
+                problems.append(f"{pid}: captured {len(caps)} times at the bank")
+            bank_refunded = sum(o["amount"] for o in ok if o["type"] == "refund")
+            if sum(caps) != captured or bank_refunded != refunded:
+                mismatched += 1
+                problems.append(f"{pid} ({status}): gateway captured/refunded {captured}/{refunded}, "
+                                f"bank {sum(caps)}/{bank_refunded}")
+            if status in ("failed", "voided", "expired") and auths and not voids:
+                held += 1
+                problems.append(f"{pid} is {status} but its hold is still at the bank")
+            want = final_event.get(status)
+            if want and ev_by_obj[pid][want] != 1:
+                problems.append(f"{pid} ({status}): {ev_by_obj[pid][want]} {want} events")
+        # events delivered, and each webhook-id carried one event only
+        carried_twice = [wid for wid, objs in self.receiver.seen.items() if len(objs) > 1]
+        undelivered = [eid for eid, _, _ in events if eid not in self.receiver.seen]
+        if carried_twice:
+            problems.append(f"{len(carried_twice)} webhook-ids carried different events")
+        if undelivered:
+            problems.append(f"{len(undelivered)} events never delivered")
+        # idempotency keys: one object per key, and one key per object
+        two_objects = [k for k, ids in {**self.told.created, **self.told.refunds}.items() if len(ids) > 1]
+        if two_objects:
+            problems.append(f"{len(two_objects)} idempotency keys produced two objects")
+        if len(pays) != len(self.told.created):
+            problems.append(f"{len(pays)} payments in the database for {len(self.told.created)} create keys")
+        if self.receiver.bad_signatures:
+            problems.append(f"{self.receiver.bad_signatures} deliveries failed signature verification")
+        statuses = Counter(p[1] for p in pays)
+        counts = {
+            "payments": len(pays), **{f"status.{k}": v for k, v in sorted(statuses.items())},
+            **{f"failed.{code}": n for code, n in failures},
+            "refunds": len(refunds), "refunds.succeeded": sum(succeeded_refunds.values()),
+            "events": len(events), "webhook_deliveries_received": self.receiver.deliveries,
+            "kills.api": self.procs["api"].kills,
+            "kills.worker": self.procs["worker1"].kills + self.procs["worker2"].kills,
+            "client_retries": self.told.retries, "unanswered_requests": self.told.unanswered,
+            "violations.double_authorization": double_auth, "violations.double_capture": double_capture,
+            "violations.amount_mismatch": mismatched, "violations.hold_left": held,
+            "violations.unbalanced_journals": len(unbalanced), "violations.undelivered_events": len(undelivered),
+            "violations.key_two_objects": len(two_objects),
+        }
+        return counts, problems
+
+    async def run(self) -> int:
+        started = time.monotonic()
+        await self.receiver.start()
+        await asyncio.to_thread(self.setup)
+        try:
+            await self.register_endpoint()
+            todo: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(self.cfg.payments):
+                todo.put_nowait(i)
+            killer = asyncio.create_task(self.killer())
+            await asyncio.gather(*[self.client(todo) for _ in range(self.cfg.clients)])
+            self.stop_killing.set()
+            await killer
+            for p in self.procs.values():
+                if p.popen is None or p.popen.poll() is not None:
+                    await asyncio.to_thread(p.start)
+            load_s = time.monotonic() - started
+            settled = await self.settle()
+            counts, problems = await self.check()
+            if not settled:
+                problems.insert(0, "did not settle in time")
+            counts["load_seconds"] = round(load_s)
+            counts["total_seconds"] = round(time.monotonic() - started)
+            width = max(len(k) for k in counts)
+            print(f"paygate drill — database {self.db_name}")
+            for k, v in counts.items():
+                print(f"  {k:<{width}}  {v}")
+            for problem in problems[:50]:
+                print(f"VIOLATION: {problem}")
+            print("RESULT: " + ("PASS" if not problems else f"FAIL ({len(problems)} violations)"))
+            return 0 if not problems else 1
+        finally:
+            await self.receiver.stop()
+            await asyncio.to_thread(self.teardown)
+
+
+def run(cfg: DrillConfig) -> int:
+    return asyncio.run(Drill(cfg).run())
