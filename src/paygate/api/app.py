@@ -17,6 +17,7 @@ from paygate.api import (
     routes_webhooks,
 )
 from paygate.api.middleware import Edge
+from paygate.web import routes as web_routes
 from paygate.bank.client import BankClient
 from paygate.config import Settings, get_settings
 from paygate.logs import configure_logging
@@ -67,5 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_bank_events.router)
+    app.include_router(web_routes.router)
     app.add_middleware(Edge)
     return app
