@@ -18,7 +18,9 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +36,7 @@ LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 # (schema, package) in the order `paygate migrate` applies them
 MIGRATIONS = (("public", "paygate.store.migrations"), ("bank", "paygate.bank.migrations"))
 _TEMPLATE_LOCK = 0x7067_7470_6C00  # pg_advisory_lock key: one template builder at a time
+_TEMPLATE_IDLE_S = 3600
 _TEST_DB = re.compile(r"^paygate_t_(\d+)_[0-9a-f]+$")
 
 
@@ -130,6 +133,34 @@ def _sweep_abandoned(conn: psycopg.Connection[tuple[object, ...]], url: str) -> 
             _drop(conn, str(name))
 
 
+def _mark_used(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
+    comment = f"paygate test template, last used {int(time.time())}"
+    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+
+
+def _drop_unused_templates(conn: psycopg.Connection[tuple[object, ...]], keep: str) -> None:
+    """Templates of older migration sets that no session has used for an hour (sessions are shorter)."""
+    rows = conn.execute(
+        "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), ''),"
+        " (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification"
+        " FROM pg_database WHERE datname LIKE %s AND datname <> %s",
+        ("paygate\\_tpl\\_%", keep),
+    ).fetchall()
+    for name, comment, created in rows:
+        used = re.search(r"last used (\d+)", str(comment))
+        if used is not None:
+            last = float(used.group(1))
+        elif isinstance(created, datetime):  # a template from before we marked use: its creation
+            last = created.timestamp()
+        else:
+            continue
+        if time.time() - last < _TEMPLATE_IDLE_S:
+            continue
+        with contextlib.suppress(psycopg.Error):  # still being copied: next time
+            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(str(name))))
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(str(name))))
+
+
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str) -> str:
     """Name of a database with every migration applied, built once per set of migration files."""
@@ -141,7 +172,9 @@ def template_database(pg_server_url: str) -> str:
         conn.execute("SELECT pg_advisory_lock(%s)", (_TEMPLATE_LOCK,))
         try:
             _sweep_abandoned(conn, pg_server_url)
+            _drop_unused_templates(conn, keep=name)
             if _database_exists(conn, name):
+                _mark_used(conn, name)
                 return name
             # build under another name and rename when complete: a half-built template never
             # carries the real name, whatever kills this session
@@ -158,14 +191,14 @@ def template_database(pg_server_url: str) -> str:
                 sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(name))
             )
             conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(name)))
+            _mark_used(conn, name)
             return name
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_TEMPLATE_LOCK,))
 
 
-@pytest.fixture
-def make_database(pg_server_url: str, template_database: str) -> Iterator[MakeDatabase]:
-    """Factory: a new database (migrated by default, else empty) per call, all dropped afterwards."""
+@contextlib.contextmanager
+def _database_factory(pg_server_url: str, template_database: str) -> Iterator[MakeDatabase]:
     created: list[str] = []
 
     def make(*, migrated: bool = True) -> str:
@@ -178,11 +211,27 @@ def make_database(pg_server_url: str, template_database: str) -> Iterator[MakeDa
         created.append(name)
         return with_dbname(pg_server_url, name)
 
-    yield make
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        for name in created:
-            with contextlib.suppress(psycopg.Error):
-                _drop(conn, name)
+    try:
+        yield make
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            for name in created:
+                with contextlib.suppress(psycopg.Error):
+                    _drop(conn, name)
+
+
+@pytest.fixture
+def make_database(pg_server_url: str, template_database: str) -> Iterator[MakeDatabase]:
+    """Factory: a new database (migrated by default, else empty) per call, all dropped afterwards."""
+    with _database_factory(pg_server_url, template_database) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def make_module_database(pg_server_url: str, template_database: str) -> Iterator[MakeDatabase]:
+    """The same, for fixtures shared by a whole test module."""
+    with _database_factory(pg_server_url, template_database) as make:
+        yield make
 
 
 @pytest.fixture

@@ -79,7 +79,8 @@ def bank(
 
     settings = get_settings()
     url = settings.bank_database_url or _require_db(settings)
-    uvicorn.run(create_app(url, settings), host=host, port=port, log_level="warning", access_log=False,
+    bank_app = create_app(url, settings, pool_max_size=min(10, settings.db_pool_max))
+    uvicorn.run(bank_app, host=host, port=port, log_level="warning", access_log=False,
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
 
 

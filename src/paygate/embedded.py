@@ -120,6 +120,13 @@ class EmbeddedPostgres:
             if running is not None and self._requested_port not in (None, running[1]):
                 self._shutdown(running[0])
                 running = None
+            if running is not None and not self._answers(running[1]):
+                # a server killed a moment ago still looks alive until the kernel reaps it
+                pid = running[0]
+                _wait_until(lambda: not self._is_ours(pid), 10.0)
+                running = self._postmaster()
+                if running is not None and not self._answers(running[1]):
+                    raise EmbeddedPostgresError(f"postgres (pid {pid}) runs but refuses connections")
             if running is not None:
                 log.info("adopting the embedded postgres already running on port %d", running[1])
                 self._port = running[1]
@@ -258,11 +265,7 @@ class EmbeddedPostgres:
         found = []
         for proc in psutil.process_iter():
             try:
-                if (
-                    proc.name() == "postgres"
-                    and proc.status() != psutil.STATUS_ZOMBIE
-                    and Path(proc.cwd()) == target
-                ):
+                if proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == target:
                     found.append(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
@@ -330,6 +333,15 @@ class EmbeddedPostgres:
         if not _wait_until(lambda: not self._is_ours(pid), 10.0):
             raise EmbeddedPostgresError(f"postgres (pid {pid}) does not stop", self._log_tail())
         self._clear_remains()
+
+    def _answers(self, port: int) -> bool:
+        url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
+        try:
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:

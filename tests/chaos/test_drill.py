@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 
-
 def test_short_chaos_drill_finds_no_violation(pg_server_url: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "paygate", "drill", "--payments", "150", "--clients", "6", "--kill-min", "1",

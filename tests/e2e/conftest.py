@@ -52,3 +52,13 @@ def make_stack(make_database: Callable[..., str], tmp_path_factory: pytest.TempP
 def stack(make_stack: MakeStack) -> Stack:
     """Bank, API and worker over a fresh database, with default settings (UPI outcome in 100-300 ms)."""
     return make_stack()
+
+
+@pytest.fixture(scope="module")
+def shared_stack(make_module_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for a whole module, for tests that isolate themselves by merchant and never disturb
+    the processes (starting a stack costs seconds; most tests need only their own merchant)."""
+    stack = start_stack(make_module_database(), tmp_path_factory.mktemp("shared-stack"), worker=True, api_workers=1)
+    yield stack
+    print(stack.logs())
+    stack.stop()

@@ -279,6 +279,7 @@ def start_stack(
         "PAYGATE_BANK_URL": bank_url,
         "PAYGATE_PUBLIC_URL": api_url,
         "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
+        "PAYGATE_DB_POOL_MAX": "6",  # many stacks share one server's max_connections
         "PAYGATE_HOME": str(workdir / "home"),
         **(env or {}),
     }

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def api(stack: Stack) -> Any:
-    m = stack.merchant()
-    async with Api(stack.api_url, m["secret_key"], stack.bank_url) as a:
+async def api(shared_stack: Stack) -> Any:
+    m = shared_stack.merchant()
+    async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as a:
         a.merchant = m  # type: ignore[attr-defined]
         yield a
 
@@ -169,7 +169,8 @@ async def test_twenty_concurrent_partial_refunds_never_overshoot(api: Api) -> No
     assert sum(o["amount"] for o in bank_refunds) == 9_800
 
 
-async def test_foreign_and_unknown_ids_are_404(stack: Stack, api: Api) -> None:
+async def test_foreign_and_unknown_ids_are_404(shared_stack: Stack, api: Api) -> None:
+    stack = shared_stack
     pid = (await api.pay(1000, capture_method="manual")).json()["id"]
     other = stack.merchant()
     async with Api(stack.api_url, other["secret_key"]) as them:

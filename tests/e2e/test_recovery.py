@@ -15,8 +15,8 @@ from procs import MakeStack, Stack
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 60.0, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await check():
             return
@@ -85,7 +85,7 @@ async def test_capture_and_refund_while_the_bank_is_away_finish_in_the_backgroun
             r = (await api.get(f"/v1/refunds/{ref.json()['id']}")).json()
             return bool(p["status"] == "captured" and r["status"] == "succeeded")
 
-        await eventually(settled, timeout=90)
+        await eventually(settled, within=90)
         p = (await api.get(f"/v1/payments/{auth['id']}")).json()
         assert p["amount_captured"] == 4000
         assert [h["status"] for h in p["status_history"]] == ["pending", "authorized", "capturing", "captured"]
@@ -112,7 +112,7 @@ async def test_uncaptured_authorizations_expire_and_release_the_hold(make_stack:
         async def expired() -> bool:
             return bool((await api.get(f"/v1/payments/{p['id']}")).json()["status"] == "expired")
 
-        await eventually(expired, timeout=30)
+        await eventually(expired, within=30)
         final = (await api.get(f"/v1/payments/{p['id']}")).json()
         assert final["amount_capturable"] == 0 and final["authorization_expires_at"] is None
         assert (await api.bank_card(number))["held"] == before["held"]
@@ -138,7 +138,7 @@ async def test_an_abandoned_request_is_completed_for_its_key(make_stack: MakeSta
             rows = db_rows(stack, "SELECT response_status FROM idempotency_keys WHERE key = %s", key)
             return bool(rows and rows[0][0] is not None)
 
-        await eventually(completed, timeout=90)
+        await eventually(completed, within=90)
         rows = db_rows(stack, "SELECT id, status FROM payments")
         assert len(rows) == 1
         pid, status = rows[0]

@@ -17,7 +17,6 @@ from paygate.api import (
     routes_webhooks,
 )
 from paygate.api.middleware import Edge
-from paygate.web import routes as web_routes
 from paygate.bank.client import BankClient
 from paygate.config import Settings, get_settings
 from paygate.logs import configure_logging
@@ -25,6 +24,7 @@ from paygate.services.gateway import Gateway
 from paygate.services.merchants import KeyCache
 from paygate.store import migrate
 from paygate.store.db import make_pool
+from paygate.web import routes as web_routes
 
 
 def database_url(settings: Settings) -> str:

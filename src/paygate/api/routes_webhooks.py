@@ -1,7 +1,148 @@
-"""Placeholder router; filled in by its feature."""
+"""/v1/webhook_endpoints and /v1/webhook_deliveries (API.md §8)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from urllib.parse import urlsplit
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic_core import PydanticCustomError
+from starlette.responses import Response
+
+from paygate.api.deps import gateway, idempotent, secret_key
+from paygate.api.listing import ListParams, list_params, page
+from paygate.api.responses import json
+from paygate.errors import InvalidRequest
+from paygate.services import webhooks as service
+from paygate.services.gateway import Principal
+from paygate.store import webhooks as store
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+Secret = Annotated[Principal, Depends(secret_key)]
+Listing = Annotated[ListParams, Depends(list_params)]
+
+
+def _url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("parameter_invalid", "url must be an http or https URL with a host.")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise PydanticCustomError("parameter_invalid", "url has an invalid port.") from None
+    return v
+
+
+def _events(v: list[str]) -> list[str]:
+    if not v:
+        raise PydanticCustomError("parameter_invalid", 'enabled_events needs ["*"] or at least one event type.')
+    unique = list(dict.fromkeys(v))
+    if "*" in unique and len(unique) > 1:
+        raise PydanticCustomError("parameter_invalid", '"*" already means every event type; send it alone.')
+    unknown = [t for t in unique if t != "*" and t not in service.EVENT_TYPES]
+    if unknown:
+        raise PydanticCustomError("parameter_invalid", f"Unknown event type: {unknown[0]}.")
+    return unique
+
+
+Url = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_url)]
+EnabledEvents = Annotated[list[StrictStr], Field(max_length=50), AfterValidator(_events)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateEndpoint(Strict):
+    url: Url
+    enabled_events: EnabledEvents
+    description: Annotated[StrictStr, Field(max_length=1000)] | None = None
+
+
+class UpdateEndpoint(Strict):
+    url: Url | None = None
+    enabled_events: EnabledEvents | None = None
+    disabled: StrictBool | None = None
+
+
+async def _no_body(request: Request, what: str) -> None:
+    if (await request.body()).strip() not in (b"", b"{}"):
+        raise InvalidRequest("parameter_unknown", f"{what} takes no parameters.")
+
+
+@router.post("/webhook_endpoints", status_code=201, summary="Create a webhook endpoint (the secret is shown once)")
+async def create_endpoint(request: Request, body: CreateEndpoint, who: Secret) -> Response:
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: service.create_endpoint(
+        gw, who, url=body.url, enabled_events=body.enabled_events, description=body.description, key=key))
+
+
+@router.get("/webhook_endpoints", summary="List webhook endpoints, newest first")
+async def list_endpoints(request: Request, who: Secret, params: Listing) -> Response:
+    async with gateway(request).pool.connection() as conn:
+        rows = await store.page_endpoints(conn, who.merchant_id, created_gte=params.created_gte,
+                                          created_lt=params.created_lt, starting_after=params.starting_after,
+                                          limit=params.limit)
+    return json(page(rows, params.limit, service.endpoint_view))
+
+
+@router.get("/webhook_endpoints/{endpoint_id}", summary="Retrieve a webhook endpoint")
+async def get_endpoint(request: Request, endpoint_id: str, who: Secret) -> Response:
+    return json(await service.retrieve_endpoint(gateway(request), who, endpoint_id))
+
+
+@router.patch("/webhook_endpoints/{endpoint_id}", summary="Update url, enabled_events or disabled")
+async def update_endpoint(
+    request: Request, endpoint_id: str, who: Secret, body: UpdateEndpoint | None = None
+) -> Response:
+    body = body or UpdateEndpoint()
+    for name in body.model_fields_set:
+        if getattr(body, name) is None:
+            raise InvalidRequest("parameter_invalid", f"{name} may not be null.", param=name)
+    changes = body.model_dump(include=body.model_fields_set)
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: service.update_endpoint(gw, who, endpoint_id, changes, key))
+
+
+@router.delete("/webhook_endpoints/{endpoint_id}", summary="Delete a webhook endpoint")
+async def delete_endpoint(request: Request, endpoint_id: str, who: Secret) -> Response:
+    await _no_body(request, "DELETE")
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: service.delete_endpoint(gw, who, endpoint_id, key))
+
+
+@router.post("/webhook_endpoints/{endpoint_id}/rotate_secret",
+             summary="Replace the signing secret; the previous one keeps signing for 24 h")
+async def rotate_secret(request: Request, endpoint_id: str, who: Secret) -> Response:
+    await _no_body(request, "rotate_secret")
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: service.rotate_secret(gw, who, endpoint_id, key))
+
+
+@router.get("/webhook_deliveries", summary="List webhook deliveries, newest first")
+async def list_deliveries(
+    request: Request, who: Secret, params: Listing, endpoint_id: str | None = None, event_id: str | None = None,
+    status: str | None = None,
+) -> Response:
+    if status is not None and status not in service.DELIVERY_STATUSES:
+        raise InvalidRequest("parameter_invalid", f"Unknown status: {status}.", param="status")
+    async with gateway(request).pool.connection() as conn:
+        rows = await store.page_deliveries(
+            conn, who.merchant_id, endpoint_id=endpoint_id, event_id=event_id, status=status,
+            created_gte=params.created_gte, created_lt=params.created_lt, starting_after=params.starting_after,
+            limit=params.limit)
+    return json(page(rows, params.limit, service.delivery_view))
+
+
+@router.get("/webhook_deliveries/{delivery_id}", summary="Retrieve a webhook delivery and its attempts")
+async def get_delivery(request: Request, delivery_id: str, who: Secret) -> Response:
+    return json(await service.retrieve_delivery(gateway(request), who, delivery_id))
+
+
+@router.post("/webhook_deliveries/{delivery_id}/retry",
+             summary="Deliver again now: one extra attempt, whose outcome becomes the delivery's status")
+async def retry_delivery(request: Request, delivery_id: str, who: Secret) -> Response:
+    await _no_body(request, "retry")
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: service.retry_delivery(gw, who, delivery_id, key))

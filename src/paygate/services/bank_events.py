@@ -31,11 +31,14 @@ from paygate.errors import AuthenticationError, InvalidRequest
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_events, bank_ops, payments
-from paygate.store.db import Conn, Row, transaction
+from paygate.store.db import Conn, Row
 
 log = structlog.get_logger("paygate.bank_events")
 
 TOLERANCE_S = 300
+# Wait at most this long for a database connection, then answer 503: well inside the bank's own 5 s
+# delivery timeout, so that during an outage the bank sees a clean 503 (and retries) rather than a hang.
+CONNECTION_TIMEOUT_S = 3.0
 TYPES = {"operation.succeeded": "succeeded", "operation.failed": "failed"}
 OPERATIONS = frozenset({"authorization", "capture", "refund"})
 
@@ -153,7 +156,7 @@ async def _apply(conn: Conn, gw: Gateway, event: BankEvent, now: datetime) -> tu
 async def receive(gw: Gateway, event: BankEvent) -> Receipt:
     """Record and apply one delivery of a bank event, all in one transaction; duplicates change nothing."""
     now = utcnow()
-    async with transaction(gw.pool) as conn:
+    async with gw.pool.connection(timeout=CONNECTION_TIMEOUT_S) as conn, conn.transaction():
         if not await bank_events.insert(conn, id=event.id, reference=event.reference, type=event.type,
                                         body=event.body, now=now):
             row = await bank_events.count_duplicate(conn, event.id, now)

@@ -43,8 +43,9 @@ async def balance(conn: Conn, merchant_id: str) -> list[Row]:
 
 async def page(
     conn: Conn, merchant_id: str, *, payment_id: str | None = None, refund_id: str | None = None,
-    starting_after: str | None = None, limit: int = 10,
+    created_gte: datetime | None = None, created_lt: datetime | None = None, starting_after: str | None = None,
+    limit: int = 10,
 ) -> list[Row]:
-    sql, params = Page(merchant_id).eq("payment_id", payment_id).eq("refund_id", refund_id).sql(
-        "ledger_entries", starting_after, limit)
+    sql, params = Page(merchant_id).eq("payment_id", payment_id).eq("refund_id", refund_id).created(
+        created_gte, created_lt).sql("ledger_entries", starting_after, limit)
     return await fetch_all(conn, sql, params)

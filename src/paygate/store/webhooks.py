@@ -14,6 +14,7 @@ import orjson
 
 from paygate.store._sql import Page, adapt, set_clause
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
+from paygate.store.events import NOTIFY_CHANNEL
 
 _ENDPOINT_COLUMNS = ("id", "merchant_id", "url", "enabled_events", "description", "secret", "created_at",
                      "updated_at")
@@ -23,7 +24,8 @@ _ENDPOINT_UPDATABLE = frozenset({"url", "enabled_events", "disabled", "failing_s
 # A delivery joined with what sending it needs: the event (the body) and the endpoint (URL, secrets).
 _FOR_SEND = (
     "w.*, ev.type AS ev_type, ev.data AS ev_data, ev.created_at AS ev_created_at, e.url, e.secret, "
-    "e.previous_secret, e.previous_secret_expires_at, e.disabled AS endpoint_disabled, e.deleted AS endpoint_deleted"
+    "e.previous_secret, e.previous_secret_expires_at, e.failing_since, e.disabled AS endpoint_disabled, "
+    "e.deleted AS endpoint_deleted"
 )
 
 
@@ -104,6 +106,11 @@ async def disable_endpoint(conn: Conn, endpoint_id: str, now: datetime) -> bool:
     return row is not None
 
 
+async def notify(conn: Conn) -> None:
+    """Wake the delivery workers at commit (deliveries of a re-enabled endpoint may be due)."""
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}".encode())
+
+
 # --- deliveries: reading -------------------------------------------------------------------------------
 
 async def get_delivery(conn: Conn, merchant_id: str, delivery_id: str) -> Row | None:
@@ -158,14 +165,18 @@ async def claim(
     )
 
 
-async def lease_one(conn: Conn, merchant_id: str, delivery_id: str, now: datetime, lease_until: datetime) -> Row | None:
-    """Lease one delivery for a manual retry if nobody holds it; None if a live lease exists (or no such row)."""
+async def lease_one(
+    conn: Conn, merchant_id: str, delivery_id: str, *, now: datetime, lease_until: datetime, take_over: bool = False
+) -> Row | None:
+    """Lease one delivery (manual retry) if no live lease holds it, or whatever holds it if `take_over`;
+    None when it is held (or unknown)."""
     return await fetch_one(
         conn,
         "UPDATE webhook_deliveries w SET locked_until = %(lease)s FROM events ev, webhook_endpoints e "
-        "WHERE w.id = %(id)s AND w.merchant_id = %(m)s AND (w.locked_until IS NULL OR w.locked_until <= %(now)s) "
+        "WHERE w.id = %(id)s AND w.merchant_id = %(m)s "
+        "AND (%(take)s OR w.locked_until IS NULL OR w.locked_until <= %(now)s) "
         f"AND ev.id = w.event_id AND e.id = w.endpoint_id RETURNING {_FOR_SEND}",
-        {"lease": lease_until, "id": delivery_id, "m": merchant_id, "now": now},
+        {"lease": lease_until, "id": delivery_id, "m": merchant_id, "now": now, "take": take_over},
     )
 
 
@@ -189,13 +200,27 @@ async def record(
     return row
 
 
+async def record_if_leased(
+    conn: Conn, delivery_id: str, *, lease: datetime, attempt: dict[str, Any], status: str,
+    next_attempt_at: datetime | None, now: datetime,
+) -> Row | None:
+    """Record a scheduled attempt if the lease `lease` still holds the pending row; None otherwise."""
+    return await fetch_one(
+        conn,
+        "UPDATE webhook_deliveries SET attempts = attempts || jsonb_build_array(%s::jsonb), "
+        "attempt_count = attempt_count + 1, status = %s, next_attempt_at = %s, locked_until = NULL, updated_at = %s "
+        "WHERE id = %s AND locked_until = %s AND status = 'pending' RETURNING *",
+        (orjson.dumps(attempt).decode(), status, next_attempt_at, now, delivery_id, lease),
+    )
+
+
 async def release(conn: Conn, leases: list[tuple[str, datetime]]) -> int:
     """Give back leases whose attempt never ran (worker stopping), so another worker need not wait them out."""
     if not leases:
         return 0
     cur = await conn.execute(
-        "UPDATE webhook_deliveries w SET locked_until = NULL FROM unnest(%s::text[], %s::timestamptz[]) AS l(id, lease) "
-        "WHERE w.id = l.id AND w.locked_until = l.lease",
+        "UPDATE webhook_deliveries w SET locked_until = NULL "
+        "FROM unnest(%s::text[], %s::timestamptz[]) AS l(id, lease) WHERE w.id = l.id AND w.locked_until = l.lease",
         ([i for i, _ in leases], [t for _, t in leases]),
     )
     return cur.rowcount

@@ -1,7 +1,16 @@
-"""Placeholder router for the browser surfaces (dashboard, hosted checkout, SDK)."""
+"""The browser surfaces (API.md §11): hosted checkout, the JS SDK and static files, and the dashboard.
+
+None of these routes is part of the OpenAPI document: they serve pages, not the merchant API.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-router = APIRouter()
+from paygate.web import assets, auth, checkout, dashboard
+
+router = APIRouter(include_in_schema=False)
+router.include_router(assets.router)
+router.include_router(checkout.router)
+router.include_router(auth.router)
+router.include_router(dashboard.router)

@@ -55,7 +55,7 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    pool = make_pool(settings.database_url, min_size=2, max_size=max(8, settings.db_pool_max), name="worker")
+    pool = make_pool(settings.database_url, min_size=1, max_size=min(8, settings.db_pool_max), name="worker")
     await pool.open(wait=False)
     bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
     gw = Gateway(pool=pool, bank=bank, settings=settings)

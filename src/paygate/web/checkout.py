@@ -1,0 +1,132 @@
+"""The hosted checkout (API.md §7, §11): a public page per order, and the two JSON calls its script makes.
+
+Only hashes of API keys are stored, so the server cannot hand the page a publishable key to use. The
+page therefore talks to two routes of its own, which act for the order's merchant with the rights of a
+publishable key — exactly what a pk_test_ key could do through /v1 (read the order, pay it):
+
+    POST /checkout/{order_id}/pay      {"payment_method": …} + Idempotency-Key → the /v1/payments answer
+    GET  /checkout/{order_id}/status   the order's status and the checkout's payment (for UPI polling)
+
+The order id is the capability, as with Stripe's checkout session URLs: whoever holds the link may pay
+the order and see whether it is paid, nothing more. When the SDK opens the page it passes its key, and
+the page refuses to open unless that key is a publishable key of the order's merchant.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
+
+from paygate.api.deps import gateway, idempotent
+from paygate.api.responses import json
+from paygate.api.schemas import PaymentMethod
+from paygate.domain.payments import Status
+from paygate.errors import NotFound
+from paygate.services import payments as payment_service
+from paygate.services.gateway import Principal
+from paygate.store import merchants, payments, sessions
+from paygate.store.db import Conn, Row
+from paygate.web.render import html, money
+
+router = APIRouter(include_in_schema=False)
+
+_PAID = frozenset({Status.CAPTURED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]{1,255}$")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class CheckoutPay(BaseModel):
+    """What the page may send: a payment method. Amount and currency always come from the order."""
+
+    model_config = ConfigDict(extra="forbid")
+    payment_method: PaymentMethod
+
+
+def _public(p: Row | None) -> dict[str, Any] | None:
+    """What the page needs of a payment: never the customer's or the merchant's other data."""
+    if p is None:
+        return None
+    return {"id": p["id"], "status": p["status"], "method": p["method_type"],
+            "failure_code": p["failure_code"], "failure_message": p["failure_message"]}
+
+
+async def _order(conn: Conn, order_id: str) -> Row | None:
+    if len(order_id) > 64:
+        return None
+    return await sessions.order_by_id(conn, order_id)
+
+
+async def _relevant_payment(conn: Conn, order: Row) -> Row | None:
+    """The payment that decides what the page shows: a captured one if any, else the newest."""
+    rows = await payments.page(conn, order["merchant_id"], order_id=order["id"], limit=20)
+    for p in rows:
+        if p["status"] in _PAID:
+            return p
+    return rows[0] if rows else None
+
+
+@router.get("/checkout/{order_id}")
+async def checkout_page(
+    request: Request, order_id: str, key: str | None = None, embed: int = 0, origin: str | None = None,
+) -> Response:
+    gw = gateway(request)
+    async with gw.pool.connection() as conn:
+        order = await _order(conn, order_id)
+        if order is None:
+            return html("checkout_error.html", status=404, frame="anywhere", title="Order not found",
+                        message="This payment link is not valid. Ask the shop for a new one.")
+        merchant = await merchants.by_id(conn, order["merchant_id"])
+        payment = await _relevant_payment(conn, order)
+    if key is not None:
+        who = await request.app.state.keys.lookup(gw.pool, key)
+        if who is None or who.kind != "publishable" or who.merchant_id != order["merchant_id"]:
+            return html("checkout_error.html", status=403, frame="anywhere", title="Checkout unavailable",
+                        message="This checkout cannot be opened with this key. "
+                                "Use the publishable key (pk_test_…) of the merchant that created the order.")
+    if order["status"] == "paid" and payment is not None and payment["status"] in _PAID:
+        state = "paid"
+    elif payment is not None and payment["status"] == Status.PENDING and payment["method_type"] == "upi":
+        state = "processing"  # a UPI approval still awaited (e.g. the page was reloaded): keep polling
+    else:
+        state = "form"
+    return html(
+        "checkout.html", frame="anywhere", order=order, merchant_name=merchant["name"] if merchant else "",
+        amount=money(order["amount"], order["currency"]), state=state, payment=_public(payment),
+        embedded=bool(embed), parent_origin=origin if origin and _ORIGIN.match(origin) else "",
+    )
+
+
+@router.post("/checkout/{order_id}/pay", status_code=201)
+async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Response:
+    """Pay the order as its merchant's publishable key would (same use case, same idempotency)."""
+    gw = gateway(request)
+    async with gw.pool.connection() as conn:
+        order = await _order(conn, order_id)
+    if order is None:
+        raise NotFound("order", order_id)
+    who = Principal(order["merchant_id"], "publishable")
+    req = payment_service.NewPayment(payment_method=body.payment_method.as_dict(), order_id=order["id"])
+    return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key))
+
+
+@router.get("/checkout/{order_id}/status")
+async def checkout_status(request: Request, order_id: str, payment_id: str | None = None) -> Response:
+    """The order's status and one of its payments (the one being paid, else the relevant one)."""
+    gw = gateway(request)
+    async with gw.pool.connection() as conn:
+        order = await _order(conn, order_id)
+        if order is None:
+            raise NotFound("order", order_id)
+        payment = None
+        if payment_id is not None:
+            payment = await payments.get(conn, order["merchant_id"], payment_id)
+            if payment is None or payment["order_id"] != order["id"]:
+                raise NotFound("payment", payment_id)
+        else:
+            payment = await _relevant_payment(conn, order)
+    return json({"order": {"id": order["id"], "status": order["status"]}, "payment": _public(payment)},
+                headers=_NO_STORE)

@@ -1,0 +1,79 @@
+"""HTML form handling for the dashboard: urlencoded bodies, amounts typed by people, and idempotent actions.
+
+Every action form carries a random `idem` token, used as the Idempotency-Key of the use case it runs, so
+a double click or a browser re-POST captures or refunds once (the second submission replays the first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from paygate.domain.money import CURRENCY_EXPONENTS, MAX_AMOUNT
+from paygate.errors import InvalidRequest, PaygateError
+from paygate.services import idempotency
+from paygate.services.gateway import Gateway, Outcome, Principal
+from paygate.services.idempotency import KeyHandle, Replay
+
+_IDEM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body (the last value of a repeated field wins)."""
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return dict(pairs)
+
+
+def parse_amount(text: str, currency: str) -> int | None:
+    """ "12.50" USD → 1250. Empty means "all" (None); anything malformed is a 400 with param amount."""
+    text = text.strip().replace(",", "")
+    if not text:
+        return None
+    exp = CURRENCY_EXPONENTS.get(currency, 2)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    places = value.as_tuple().exponent
+    if not isinstance(places, int) or value <= 0 or -places > exp:
+        raise InvalidRequest("parameter_invalid", f"Enter a positive amount with at most {exp} decimals.",
+                             param="amount")
+    minor = int(value.scaleb(exp))
+    if minor > MAX_AMOUNT:
+        raise InvalidRequest("amount_too_large", "The amount is too large.", param="amount")
+    return minor
+
+
+async def run_idempotent(
+    gw: Gateway, who: Principal, path: str, form: dict[str, str], run: Callable[[KeyHandle], Awaitable[Outcome]],
+) -> Outcome:
+    """Like api.deps.idempotent, for a form: the same storage rules, keyed by the form's `idem` token."""
+    token = form.get("idem", "")
+    key = f"dashboard-{token}" if _IDEM.match(token) else None
+    fields = {k: v for k, v in form.items() if k not in ("csrf_token", "idem")}
+    begun = await idempotency.begin(gw.pool, merchant_id=who.merchant_id, key=key, method="POST", path=path,
+                                    body=fields, lock_s=gw.settings.idempotency_lock_s)
+    if isinstance(begun, Replay):
+        return begun.outcome
+    try:
+        return await run(begun)
+    except PaygateError as err:
+        if idempotency.is_stored_error(err):
+            await idempotency.store_error(gw.pool, begun, Outcome.of(err.status, err.body()))
+        else:
+            with contextlib.suppress(Exception):
+                await begun.release(gw.pool)
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await begun.release(gw.pool)
+        raise

@@ -1,0 +1,326 @@
+/*
+ * The hosted checkout page's behaviour. Validation (Luhn, brand, VPA) comes from the SDK's helpers, so the
+ * page and merchants' own forms agree. Each press of "Pay" is one attempt with its own Idempotency-Key;
+ * network errors and 5xx are retried with that same key, so an attempt can never charge twice.
+ * The card number and CVV are sent once, to this origin, and never stored or logged in the page.
+ */
+(function () {
+  "use strict";
+
+  var root = document.querySelector('[data-test-id="checkout-container"]');
+  if (!root) return;
+  var orderId = root.getAttribute("data-order-id");
+  var parentOrigin = root.getAttribute("data-parent-origin") || "*";
+  var base = "/checkout/" + encodeURIComponent(orderId);
+
+  function byId(id) { return document.getElementById(id); }
+  function byTest(id) { return root.querySelector('[data-test-id="' + id + '"]'); }
+
+  var views = {
+    form: byId("pay-form"),
+    processing: byTest("processing-state"),
+    success: byTest("success-state"),
+    failure: byTest("failure-state"),
+  };
+  var form = byId("checkout-form");
+  var payButton = byId("pay-button");
+  var cardInput = byId("card-number");
+  var expiryInput = byId("card-expiry");
+  var cvvInput = byId("card-cvv");
+  var vpaInput = byId("upi-vpa");
+  var brandBadge = byId("card-brand");
+  var formError = byId("form-error");
+  var method = "card";
+  var busy = false;
+
+  var BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover",
+                 rupay: "RuPay", jcb: "JCB" };
+
+  function show(name) {
+    Object.keys(views).forEach(function (k) { views[k].hidden = k !== name; });
+  }
+
+  function tell(type, data) {
+    if (window.parent === window) return;
+    data.source = "paygate";
+    data.type = type;
+    data.orderId = orderId;
+    try {
+      window.parent.postMessage(data, parentOrigin);
+    } catch (e) { /* a parent on another origin than announced: it gets nothing */ }
+  }
+
+  // --- fields -----------------------------------------------------------------------------------------
+
+  function setError(input, id, message) {
+    var el = byId(id);
+    el.textContent = message;
+    el.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+  }
+
+  function clearError(input, id) {
+    byId(id).hidden = true;
+    byId(id).textContent = "";
+    input.removeAttribute("aria-invalid");
+  }
+
+  function clearErrors() {
+    clearError(cardInput, "card-number-error");
+    clearError(expiryInput, "card-expiry-error");
+    clearError(cvvInput, "card-cvv-error");
+    clearError(vpaInput, "upi-vpa-error");
+    formError.hidden = true;
+  }
+
+  function onlyDigits(value) { return value.replace(/\D/g, ""); }
+
+  function groupCard(d) {
+    if (Paygate.cardBrand(d) === "amex") {
+      return [d.slice(0, 4), d.slice(4, 10), d.slice(10, 15)].filter(Boolean).join(" ");
+    }
+    return d.replace(/(\d{4})(?=\d)/g, "$1 ");
+  }
+
+  cardInput.addEventListener("input", function () {
+    var d = onlyDigits(cardInput.value).slice(0, 19);
+    cardInput.value = groupCard(d);
+    var brand = Paygate.cardBrand(d);
+    brandBadge.textContent = d.length >= 1 && BRANDS[brand] ? BRANDS[brand] : "";
+    brandBadge.setAttribute("data-brand", d.length >= 1 ? brand : "");
+    clearError(cardInput, "card-number-error");
+  });
+
+  expiryInput.addEventListener("input", function (event) {
+    var d = onlyDigits(expiryInput.value).slice(0, 4);
+    if (d.length === 1 && d > "1") d = "0" + d; // "4" → "04"
+    var deleting = event.inputType && event.inputType.indexOf("delete") === 0;
+    expiryInput.value = d.length > 2 || (d.length === 2 && !deleting) ? d.slice(0, 2) + "/" + d.slice(2) : d;
+    clearError(expiryInput, "card-expiry-error");
+  });
+
+  cvvInput.addEventListener("input", function () {
+    cvvInput.value = onlyDigits(cvvInput.value).slice(0, 4);
+    clearError(cvvInput, "card-cvv-error");
+  });
+
+  vpaInput.addEventListener("input", function () { clearError(vpaInput, "upi-vpa-error"); });
+
+  function selectMethod(next) {
+    method = next;
+    root.querySelectorAll('[role="tab"]').forEach(function (tab) {
+      var on = tab.getAttribute("data-method") === next;
+      tab.setAttribute("aria-selected", on ? "true" : "false");
+      tab.tabIndex = on ? 0 : -1;
+    });
+    byId("panel-card").hidden = next !== "card";
+    byId("panel-upi").hidden = next !== "upi";
+    clearErrors();
+  }
+
+  root.querySelectorAll('[role="tab"]').forEach(function (tab) {
+    tab.addEventListener("click", function () { selectMethod(tab.getAttribute("data-method")); });
+    tab.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+        var next = method === "card" ? "upi" : "card";
+        selectMethod(next);
+        byId("tab-" + next).focus();
+      }
+    });
+  });
+
+  function readCard() {
+    var ok = true;
+    var number = onlyDigits(cardInput.value);
+    if (!Paygate.validateCard(number)) {
+      setError(cardInput, "card-number-error", number ? "Your card number is invalid." : "Enter your card number.");
+      ok = false;
+    }
+    var m = /^\s*(\d{1,2})\s*\/\s*(\d{2}|\d{4})\s*$/.exec(expiryInput.value);
+    var month = m ? parseInt(m[1], 10) : 0;
+    if (!m || month < 1 || month > 12) {
+      setError(expiryInput, "card-expiry-error", "Enter the expiry date as MM/YY.");
+      ok = false;
+    }
+    var cvc = cvvInput.value;
+    if (!/^\d{3,4}$/.test(cvc)) {
+      setError(cvvInput, "card-cvv-error", "Enter the 3 or 4 digit security code.");
+      ok = false;
+    }
+    if (!ok) return null;
+    var year = parseInt(m[2], 10);
+    if (year < 100) year += 2000;
+    return { type: "card", card: { number: number, exp_month: month, exp_year: year, cvc: cvc } };
+  }
+
+  function readUpi() {
+    var vpa = vpaInput.value.trim();
+    if (!Paygate.validateVpa(vpa)) {
+      setError(vpaInput, "upi-vpa-error", vpa ? "Enter a valid UPI ID, like name@bank." : "Enter your UPI ID.");
+      return null;
+    }
+    return { type: "upi", upi: { vpa: vpa } };
+  }
+
+  // --- talking to paygate -------------------------------------------------------------------------------
+
+  function newKey() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes); // works outside secure contexts too (unlike randomUUID)
+    return "checkout_" + Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+
+  function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  /** fetch + JSON; retries (same key) on network errors, 5xx and "key in use" — never on an answer. */
+  function send(path, options, tries) {
+    tries = tries || 0;
+    return fetch(path, options).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (body) {
+        var inUse = res.status === 409 && body.error && body.error.code === "idempotency_key_in_use";
+        if ((res.status >= 500 || inUse) && tries < 4) {
+          var after = parseInt(res.headers.get("Retry-After") || "0", 10) * 1000;
+          return wait(Math.max(after, 400 * Math.pow(2, tries))).then(function () { return send(path, options, tries + 1); });
+        }
+        return { status: res.status, body: body };
+      });
+    }, function (err) {
+      if (tries < 4) return wait(400 * Math.pow(2, tries)).then(function () { return send(path, options, tries + 1); });
+      throw err;
+    });
+  }
+
+  function succeed(paymentId, status) {
+    byTest("payment-id").textContent = paymentId;
+    show("success");
+    busy = false;
+    tell("success", { paymentId: paymentId, status: status });
+  }
+
+  function fail(paymentId, message, code) {
+    byId("failure-message").textContent = message;
+    show("failure");
+    busy = false;
+    tell("failure", { paymentId: paymentId || null, error: { code: code || "payment_failed", message: message } });
+  }
+
+  function backToForm() {
+    show("form");
+    busy = false;
+    payButton.disabled = false;
+  }
+
+  function processing(title, text) {
+    byId("processing-title").textContent = title;
+    byId("processing-text").textContent = text;
+    show("processing");
+  }
+
+  var SUCCEEDED = ["captured", "authorized", "partially_refunded", "refunded"];
+
+  /** Follow a pending payment until the bank decides; after a few minutes, slow down but never guess. */
+  function poll(paymentId, startedAt) {
+    var elapsed = Date.now() - startedAt;
+    var delay = elapsed < 120000 ? 1500 : 5000;
+    if (elapsed >= 120000) {
+      byId("processing-text").textContent = "Still waiting for your bank. This page updates as soon as it answers.";
+    }
+    return wait(delay).then(function () {
+      return fetch(base + "/status?payment_id=" + encodeURIComponent(paymentId), { cache: "no-store" });
+    }).then(function (res) {
+      return res.ok ? res.json() : null;
+    }).then(function (body) {
+      var p = body && body.payment;
+      if (p && SUCCEEDED.indexOf(p.status) >= 0) return succeed(p.id, p.status);
+      if (p && p.status === "failed") {
+        return fail(p.id, p.failure_message || "Your bank declined the payment.", p.failure_code);
+      }
+      return poll(paymentId, startedAt);
+    }, function () {
+      return poll(paymentId, startedAt); // offline for a moment: keep following
+    });
+  }
+
+  function answer(res, pm) {
+    var body = res.body || {};
+    var err = body.error || {};
+    if (res.status === 201) {
+      if (SUCCEEDED.indexOf(body.status) >= 0) return succeed(body.id, body.status);
+      if (pm.type === "upi") {
+        processing("Approve the payment in your UPI app", "A request was sent to " + pm.upi.vpa +
+          ". This page updates by itself once you approve it.");
+      } else {
+        processing("Confirming with your bank…", "This can take a moment. Please keep this page open.");
+      }
+      return poll(body.id, Date.now());
+    }
+    if (res.status === 402) {
+      return fail(err.payment && err.payment.id, err.message || "Your payment was declined.", err.code);
+    }
+    if (res.status === 400) {
+      backToForm();
+      var param = err.param || "";
+      if (param.indexOf("[number]") >= 0) return setError(cardInput, "card-number-error", "Your card number is invalid.");
+      if (param.indexOf("[vpa]") >= 0) return setError(vpaInput, "upi-vpa-error", "Enter a valid UPI ID, like name@bank.");
+      if (param.indexOf("exp_") >= 0) return setError(expiryInput, "card-expiry-error", "Enter the expiry date as MM/YY.");
+      if (param.indexOf("[cvc]") >= 0) return setError(cvvInput, "card-cvv-error", "Enter the 3 or 4 digit security code.");
+      formError.textContent = err.message || "Check your payment details.";
+      formError.hidden = false;
+      return null;
+    }
+    if (res.status === 409 && err.code === "order_already_paid") {
+      return fetch(base + "/status", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
+        if (s.payment && SUCCEEDED.indexOf(s.payment.status) >= 0) return succeed(s.payment.id, s.payment.status);
+        return fail(null, "This order is already paid.", err.code);
+      });
+    }
+    if (res.status === 404) return fail(null, "This order no longer exists. Ask the shop for a new payment link.", err.code);
+    return fail(null, err.message || "Something went wrong; nothing was charged. Please try again.", err.code);
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (busy) return;
+    clearErrors();
+    var pm = method === "card" ? readCard() : readUpi();
+    if (!pm) {
+      var invalid = form.querySelector('[aria-invalid="true"]');
+      if (invalid) invalid.focus();
+      return;
+    }
+    busy = true;
+    payButton.disabled = true;
+    processing("Processing your payment…", "Please keep this page open.");
+    var key = newKey(); // one attempt, one key: retries below reuse it
+    send(base + "/pay", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+      body: JSON.stringify({ payment_method: pm }),
+      cache: "no-store",
+    }).then(function (res) {
+      payButton.disabled = false;
+      cvvInput.value = ""; // never keep the CVV around after it has been used
+      return answer(res, pm);
+    }, function () {
+      fail(null, "We could not reach paygate. Check your connection and try again.", "network_error");
+      payButton.disabled = false;
+    });
+  });
+
+  byId("retry-button").addEventListener("click", function () {
+    backToForm();
+    (method === "card" ? cardInput : vpaInput).focus();
+  });
+
+  var cancel = byId("cancel-button");
+  if (cancel) cancel.addEventListener("click", function () { tell("close", {}); });
+
+  // --- the state the server rendered --------------------------------------------------------------------
+  var state = root.getAttribute("data-state");
+  if (state === "paid") {
+    tell("success", { paymentId: root.getAttribute("data-payment-id"), status: "captured" });
+  } else if (state === "processing") {
+    busy = true;
+    poll(root.getAttribute("data-payment-id"), Date.now());
+  }
+})();

@@ -1,0 +1,134 @@
+"""The contract's edges (API.md §1-3): auth, errors, validation, limits, headers, docs."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+from client import Api, card
+from procs import Stack
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture
+async def ctx(shared_stack: Stack) -> Any:
+    stack = shared_stack
+    m = stack.merchant()
+    async with Api(stack.api_url, m["secret_key"], stack.bank_url) as api, \
+            httpx.AsyncClient(base_url=stack.api_url, timeout=30) as anon:
+        yield api, anon, m
+
+
+async def test_authentication(ctx: Any) -> None:
+    _, anon, m = ctx
+    r = await anon.get("/v1/payments")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    r = await anon.get("/v1/payments", headers={"Authorization": "Bearer sk_test_wrong"})
+    assert r.status_code == 401
+    basic = await anon.get("/v1/payments", auth=(m["secret_key"], ""))
+    assert basic.status_code == 200 and basic.json()["object"] == "list"
+
+
+async def test_publishable_key_rights(ctx: Any) -> None:
+    api, anon, m = ctx
+    pk = {"Authorization": f"Bearer {m['publishable_key']}"}
+    for r in (await anon.get("/v1/payments", headers=pk),
+              await anon.post("/v1/payments", headers=pk, json={"amount": 100, "currency": "USD",
+                                                                  "payment_method": card()}),
+              await anon.post("/v1/refunds", headers=pk, json={"payment_id": "pay_x"})):
+        assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+    assert (await api.get("/v1/payments")).json()["data"] == []
+
+
+async def test_every_response_has_a_request_id(ctx: Any) -> None:
+    api, anon, _ = ctx
+    for r in (await anon.get("/healthz"), await anon.get("/v1/payments"), await api.get("/v1/payments/pay_x"),
+              await anon.get("/nope")):
+        assert r.headers["request-id"].startswith("req_")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({"amount": 100, "currency": "USD", "payment_method": card(), "colour": "red"}, 400, "parameter_unknown",
+         "colour"),
+        ({"currency": "USD", "payment_method": card()}, 400, "parameter_missing", "amount"),
+        ({"amount": 100, "payment_method": card()}, 400, "parameter_missing", "currency"),
+        ({"amount": 100, "currency": "USD"}, 400, "parameter_missing", "payment_method"),
+        ({"amount": 0, "currency": "USD", "payment_method": card()}, 400, "parameter_invalid", "amount"),
+        ({"amount": "100", "currency": "USD", "payment_method": card()}, 400, "parameter_invalid", "amount"),
+        ({"amount": 10.5, "currency": "USD", "payment_method": card()}, 400, "parameter_invalid", "amount"),
+        ({"amount": 100_000_000, "currency": "USD", "payment_method": card()}, 400, "amount_too_large", "amount"),
+        ({"amount": 100, "currency": "ABC", "payment_method": card()}, 400, "parameter_invalid", "currency"),
+        ({"amount": 100, "currency": "USD", "payment_method": card("4111111111111112")}, 400, "invalid_number",
+         "payment_method[card][number]"),
+        ({"amount": 100, "currency": "USD", "payment_method": {"type": "card", "card": {"number": "4111111111111111",
+          "exp_month": 13, "exp_year": 2030, "cvc": "123"}}}, 400, "parameter_invalid",
+         "payment_method[card][exp_month]"),
+        ({"amount": 100, "currency": "USD", "payment_method": {"type": "card", "card": {"number": "4111111111111111",
+          "exp_month": 12, "exp_year": 2030}}}, 400, "parameter_missing", "payment_method[card][cvc]"),
+        ({"amount": 100, "currency": "USD", "payment_method": {"type": "upi", "upi": {"vpa": "nobody"}}}, 400,
+         "invalid_vpa", "payment_method[upi][vpa]"),
+        ({"amount": 100, "currency": "USD", "payment_method": card(), "capture_method": "later"}, 400,
+         "parameter_invalid", "capture_method"),
+        ({"amount": 100, "currency": "USD", "payment_method": card(), "customer_id": "x" * 256}, 400,
+         "parameter_invalid", "customer_id"),
+        ({"amount": 100, "currency": "USD", "payment_method": card(),
+          "metadata": {f"k{i}": "v" for i in range(51)}}, 400, "parameter_invalid", "metadata"),
+        ({"amount": 100, "currency": "USD", "payment_method": card(), "order_id": "ord_missing"}, 404,
+         "resource_missing", "order_id"),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx_and_changes_nothing(ctx: Any, body: dict[str, Any], status: int, code: str,
+                                                           param: str) -> None:
+    api, _, _ = ctx
+    r = await api.post("/v1/payments", body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == code and err.get("param") == param and err["message"]
+    assert "Traceback" not in r.text and "4111111111111112" not in r.text
+    assert (await api.get("/v1/payments")).json()["data"] == []
+
+
+async def test_lower_case_currency_is_accepted(ctx: Any) -> None:
+    api, _, _ = ctx
+    r = await api.pay(100, currency="jpy")
+    assert r.status_code == 201 and r.json()["currency"] == "JPY"
+
+
+async def test_body_limits_and_media_type(ctx: Any) -> None:
+    api, _, _ = ctx
+    big = await api.http.post("/v1/payments", content=b'{"a": "' + b"x" * 1_100_000 + b'"}',
+                              headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    form = await api.http.post("/v1/payments", content=b"amount=100", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
+    broken = await api.http.post("/v1/payments", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
+    assert (await api.get("/v1/payments")).json()["data"] == []
+
+
+async def test_ops_and_docs(ctx: Any) -> None:
+    _, anon, _ = ctx
+    assert (await anon.get("/healthz")).status_code == 200
+    assert (await anon.get("/readyz")).json()["status"] == "ready"
+    spec = (await anon.get("/openapi.json")).json()
+    assert "/v1/payments" in spec["paths"] and "/v1/refunds" in spec["paths"]
+    assert "text/html" in (await anon.get("/docs")).headers["content-type"]
+    metrics = await anon.get("/metrics")
+    assert metrics.status_code == 200 and "text/plain" in metrics.headers["content-type"]
+
+
+async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: Any) -> None:
+    stack = shared_stack
+    api, _, _ = ctx
+    await api.pay(100, method=card("4012888888881881", 1, 2031, "987"))
+    dump = (await asyncio.to_thread(subprocess.run, ["pg_dump", "--data-only", stack.database_url],
+                                    capture_output=True, text=True, check=True)).stdout
+    assert "4012888888881881" not in dump and '"987"' not in dump
+    assert "4012888888881881" not in stack.logs(lines=10_000)
