@@ -25,7 +25,7 @@ _STORED_ERROR_STATUSES = frozenset({402, 404})
 
 
 def is_stored_error(err: PaygateError) -> bool:
-    if err.code == "payment_in_flight":  # transient: a retry should run again, not replay it
+    if err.code in ("payment_in_flight", "order_payment_in_progress"):  # transient: a retry runs again
         return False
     return err.status in _STORED_ERROR_STATUSES or err.type == "invalid_state_error"
 

@@ -67,11 +67,16 @@ def _public_method(pm: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
 async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment) -> tuple[int, str, Row | None]:
     order = None
     if req.order_id is not None:
-        order = await orders.get(conn, who.merchant_id, req.order_id)
+        # The order's row lock serialises its payments: at most one may be taking money at a time.
+        order = await orders.lock(conn, who.merchant_id, req.order_id)
         if order is None:
             raise NotFound("order", req.order_id, param="order_id")
         if order["status"] == "paid":
             raise InvalidState("order_already_paid", f"Order {order['id']} is already paid.")
+        busy = await orders.payment_in_progress(conn, order["id"])
+        if busy is not None:
+            raise InvalidState("order_payment_in_progress",
+                               f"Payment {busy} for order {order['id']} is still in progress.", retry_after=1)
         if req.amount is not None and req.amount != order["amount"]:
             raise InvalidRequest("parameter_invalid", "amount must equal the order's amount.", param="amount")
         if req.currency is not None and req.currency != order["currency"]:

@@ -31,7 +31,7 @@ def make_pool(
         configure=_configure,
         open=False,
         name=name,
-        timeout=5.0,
+        timeout=3.0,  # a connection we cannot get within this is a 503, not a hung request
         max_lifetime=1800,
         reconnect_timeout=0,
     )

@@ -25,6 +25,23 @@ async def get(conn: Conn, merchant_id: str, order_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM orders WHERE id = %s AND merchant_id = %s", (order_id, merchant_id))
 
 
+async def lock(conn: Conn, merchant_id: str, order_id: str) -> Row | None:
+    return await fetch_one(
+        conn, "SELECT * FROM orders WHERE id = %s AND merchant_id = %s FOR UPDATE", (order_id, merchant_id)
+    )
+
+
+async def payment_in_progress(conn: Conn, order_id: str) -> str | None:
+    """A payment of the order that may still take money (in flight or holding funds), if any."""
+    row = await fetch_one(
+        conn,
+        "SELECT id FROM payments WHERE order_id = %s AND status IN ('pending', 'authorized', 'capturing', 'voiding') "
+        "LIMIT 1",
+        (order_id,),
+    )
+    return str(row["id"]) if row else None
+
+
 async def mark_attempted(conn: Conn, order_id: str, now: datetime) -> None:
     await conn.execute(
         "UPDATE orders SET status = 'attempted', updated_at = %s WHERE id = %s AND status = 'created'",
