@@ -132,3 +132,16 @@ async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: A
                                     capture_output=True, text=True, check=True)).stdout
     assert "4012888888881881" not in dump and '"987"' not in dump
     assert "4012888888881881" not in stack.logs(lines=10_000)
+
+
+async def test_rate_limit_is_429_with_retry_after(make_stack: Any) -> None:
+    stack = make_stack(worker=False, PAYGATE_RATE_LIMIT_PER_S="2")
+    m = stack.merchant()
+    async with Api(stack.api_url, m["secret_key"]) as api:
+        results = [await api.get("/v1/payments") for _ in range(10)]
+        limited = [r for r in results if r.status_code == 429]
+        assert limited and results[0].status_code == 200
+        err = limited[0].json()["error"]
+        assert err["type"] == "rate_limit_error" and int(limited[0].headers["retry-after"]) >= 1
+        metrics = (await api.http.get("/metrics")).text
+        assert 'paygate_http_requests_total{method="GET",status="429"}' in metrics

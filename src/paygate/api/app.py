@@ -19,6 +19,7 @@ from paygate.api import (
 from paygate.api.middleware import Edge
 from paygate.bank.client import BankClient
 from paygate.config import Settings, get_settings
+from paygate.domain.ratelimit import TokenBuckets
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.services.merchants import KeyCache
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
         app.state.gateway = Gateway(pool=pool, bank=bank, settings=settings)
         app.state.keys = KeyCache()
+        rate = settings.rate_limit_per_s
+        app.state.limiter = TokenBuckets(rate, 2 * rate) if rate > 0 else None
         app.state.migration_versions = [int(name[:4]) for name in migrate.all_names("paygate.store.migrations")]
         try:
             yield

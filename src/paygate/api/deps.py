@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from paygate.api.responses import raw
-from paygate.errors import AuthenticationError, PaygateError, PermissionDenied
+from paygate.errors import AuthenticationError, PaygateError, PermissionDenied, RateLimited
 from paygate.services import idempotency
 from paygate.services.gateway import Gateway, Outcome, Principal
 from paygate.services.idempotency import KeyHandle, Replay
@@ -49,6 +50,12 @@ async def principal(request: Request) -> Principal:
     who = await request.app.state.keys.lookup(gw.pool, key)
     if who is None:
         raise AuthenticationError("invalid_api_key", "The API key provided is not valid.")
+    limiter = request.app.state.limiter
+    if limiter is not None:
+        wait = limiter.take(who.merchant_id, time.monotonic())
+        if wait > 0:
+            raise RateLimited("rate_limited", "Too many requests; slow down and retry.",
+                              retry_after=limiter.retry_after(wait))
     request.state.merchant_id = who.merchant_id
     return who  # type: ignore[no-any-return]
 

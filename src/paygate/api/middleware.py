@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paygate.api.metrics import LATENCY, REQUESTS
 from paygate.errors import InvalidRequest
 
 MAX_BODY = 1_048_576
@@ -36,14 +38,17 @@ class Edge:
             return
         request_id = b"req_" + secrets.token_hex(12).encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        started = time.perf_counter()
+        method = scope["method"]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"request-id", request_id)]
+                REQUESTS.labels(method, str(message["status"])).inc()
+                LATENCY.labels(method).observe(time.perf_counter() - started)
             await send(message)
 
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        method = scope["method"]
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > MAX_BODY:
