@@ -51,9 +51,13 @@ def postgres_processes() -> list[psutil.Process]:
     return out
 
 
-def backend_databases(server_url: str) -> dict[int, str]:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT pid, coalesce(datname, '') FROM pg_stat_activity").fetchall()
+# The harness keeps one connection per database for the whole run: on a server shared with other
+# clients a new connection in the middle of a run may be refused (max_connections).
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def backend_databases(conn: Conn) -> dict[int, str]:
+    rows = conn.execute("SELECT pid, coalesce(datname, '') FROM pg_stat_activity").fetchall()
     return {int(pid): str(name) for pid, name in rows}
 
 
@@ -121,23 +125,21 @@ class Window:
         return out
 
 
-def db_counters(server_url: str, names: list[str]) -> dict[str, dict[str, int]]:
+def db_counters(conn: Conn, names: list[str]) -> dict[str, dict[str, int]]:
     """pg_stat_database's commit/rollback/tuple counters for the given databases."""
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        rows = conn.execute(
+    rows = conn.execute(
             "SELECT datname, xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted, tup_fetched, "
-            "blks_hit, blks_read FROM pg_stat_database WHERE datname = ANY(%s)", (names,)).fetchall()
+        "blks_hit, blks_read FROM pg_stat_database WHERE datname = ANY(%s)", (names,)).fetchall()
     cols = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched",
             "blks_hit", "blks_read")
     return {str(r[0]): {c: int(v) for c, v in zip(cols, r[1:], strict=True)} for r in rows}
 
 
-def table_counters(url: str) -> dict[str, dict[str, int]]:
-    """Rows inserted/updated/deleted per table of one database (pg_stat_user_tables)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del "
-            "FROM pg_stat_user_tables").fetchall()
+def table_counters(conn: Conn) -> dict[str, dict[str, int]]:
+    """Rows inserted/updated/deleted per table of the connection's database (pg_stat_user_tables)."""
+    rows = conn.execute(
+        "SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del "
+        "FROM pg_stat_user_tables").fetchall()
     return {str(r[0]): {"ins": int(r[1]), "upd": int(r[2]), "hot_upd": int(r[3]), "del": int(r[4])} for r in rows}
 
 

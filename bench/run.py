@@ -172,6 +172,12 @@ def _wait_with_rusage(popen: subprocess.Popen[bytes], timeout: float) -> tuple[f
         time.sleep(0.05)
 
 
+def _exited(popen: subprocess.Popen[bytes]) -> bool:
+    """Has the child exited? Without reaping it (Popen.poll would), so that its rusage can still be read."""
+    info = os.waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
+
+
 @dataclass
 class LoadResult:
     data: dict[str, Any]
@@ -234,7 +240,8 @@ class Bench:
         self.load: Load | None = None
         self.secret = ""
         self.endpoint_id = ""
-        self.gw_conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self.gw_conn: measure.Conn | None = None
+        self.admin_conn: measure.Conn | None = None
         self.report: dict[str, Any] = {
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -269,6 +276,7 @@ class Bench:
         self.note(f"databases {self.dbs.gateway}, {self.dbs.bank}; logs in {self.workdir}")
         self.stack = Stack(self.dbs, self.workdir, self.opts.api_workers, pool_max=self.opts.pool_max)
         self.stack.migrate()
+        self.gw()  # opened now, before the stack's pools take the server's free connections
         self.stack.start()
         self.secret = self.stack.create_merchant(self.token)
         r = self.api().post("/v1/webhook_endpoints",
@@ -283,11 +291,10 @@ class Bench:
         self.report["machine_busy_before_pct"] = round(busy, 1)
         if busy > 15:
             self.note(f"WARNING: the machine was {busy:.0f}% busy before the run (other load): numbers will be low")
-        with psycopg.connect(self.opts.server_url, autocommit=True) as conn:
-            row = conn.execute("SELECT current_setting('max_connections')::int - "
-                               "current_setting('superuser_reserved_connections')::int - "
-                               "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
-                               ).fetchone()
+        row = self.admin().execute("SELECT current_setting('max_connections')::int - "
+                                   "current_setting('superuser_reserved_connections')::int - "
+                                   "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+                                   ).fetchone()
         free = int(row[0]) if row else 0
         pool = self.opts.pool_max or 16
         need = self.opts.api_workers * pool + max(8, pool) + min(20, self.opts.connections) + 4
@@ -301,11 +308,20 @@ class Bench:
         return httpx.Client(base_url=self.stack.api_url, headers={"Authorization": f"Bearer {self.secret}"},
                             timeout=30)
 
-    def gw_query(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-        """The harness's own reads of the gateway database, over one connection kept for the run."""
+    def admin(self) -> measure.Conn:
+        """The harness's connection to the server's `postgres` database, kept for the run (see measure.Conn)."""
+        if self.admin_conn is None or self.admin_conn.closed:
+            self.admin_conn = psycopg.connect(self.opts.server_url, autocommit=True)
+        return self.admin_conn
+
+    def gw(self) -> measure.Conn:
+        """The harness's own connection to the gateway database, kept for the run."""
         if self.gw_conn is None or self.gw_conn.closed:
             self.gw_conn = psycopg.connect(self.dbs.url(self.dbs.gateway), autocommit=True)
-        return self.gw_conn.execute(query.encode(), params).fetchall()
+        return self.gw_conn
+
+    def gw_query(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return self.gw().execute(query.encode(), params).fetchall()
 
     def drain(self) -> tuple[bool, float]:
         """Wait (bounded) until the worker has no webhook delivery pending; (drained, seconds waited)."""
@@ -331,7 +347,7 @@ class Bench:
         return groups
 
     def _add_postgres(self, groups: dict[str, list[psutil.Process]], ours: set[str]) -> None:
-        by_db = measure.backend_databases(self.opts.server_url)
+        by_db = measure.backend_databases(self.admin())
         pg = measure.postgres_processes()
         groups["postgres (bench dbs)"] = [p for p in pg if by_db.get(p.pid) in ours]
         groups["postgres (rest)"] = [p for p in pg if by_db.get(p.pid) not in ours]
@@ -368,8 +384,8 @@ class Bench:
             self.load.run(sc.script, self.opts.warmup, extra)
         self.drain()
         names = [self.dbs.gateway, self.dbs.bank]
-        db0 = measure.db_counters(self.opts.server_url, names)
-        tables0 = measure.table_counters(self.dbs.url(self.dbs.gateway))
+        db0 = measure.db_counters(self.admin(), names)
+        tables0 = measure.table_counters(self.gw())
         pays0 = self.gw_query("SELECT count(*) FROM payments")[0][0]
         window = measure.Window(self.process_groups())
         t0 = time.time()
@@ -378,8 +394,8 @@ class Bench:
         procs = window.stop()
         t1 = time.time()
         drained, drain_s = self.drain()
-        db1 = measure.db_counters(self.opts.server_url, names)
-        tables1 = measure.table_counters(self.dbs.url(self.dbs.gateway))
+        db1 = measure.db_counters(self.admin(), names)
+        tables1 = measure.table_counters(self.gw())
         pays1 = self.gw_query("SELECT count(*) FROM payments")[0][0]
         data = res.data
         duration = float(data["duration_s"]) or self.opts.duration
@@ -576,7 +592,7 @@ class Bench:
         with open(out_path, "wb") as out:
             popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             # the window starts once pgbench's connections are up, so their backends are in it
-            wait_for(lambda: self._backends(self.dbs.pgbench) >= self.opts.connections or popen.poll() is not None,
+            wait_for(lambda: self._backends(self.dbs.pgbench) >= self.opts.connections or _exited(popen),
                      15, interval=0.05)
             groups: dict[str, list[psutil.Process]] = {}
             self._add_postgres(groups, {self.dbs.pgbench})
@@ -604,8 +620,7 @@ class Bench:
         self.dbs.drop(self.dbs.pgbench)
 
     def _backends(self, db: str) -> int:
-        with psycopg.connect(self.opts.server_url, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db,)).fetchone()
+        row = self.admin().execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db,)).fetchone()
         return int(row[0]) if row else 0
 
     # -- everything --------------------------------------------------------------------------------------
@@ -627,8 +642,9 @@ class Bench:
         finally:
             if self.stack is not None:
                 self.stack.stop()
-            if self.gw_conn is not None:
-                self.gw_conn.close()
+            for conn in (self.gw_conn, self.admin_conn):
+                if conn is not None:
+                    conn.close()
             self.dbs.drop_all()
         self.report["total_s"] = round(time.monotonic() - started, 1)
         self.finish()

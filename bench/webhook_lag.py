@@ -116,14 +116,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         endpoint = r.json()
 
         sem = asyncio.Semaphore(args.concurrency)
-        payments: list[str] = []
+        answered: dict[str, float] = {}  # payment id -> when its 201 arrived (after the commit)
 
         async def pay(i: int) -> None:
             async with sem:
                 resp = await api.post("/v1/payments", json={"amount": 100 + i, "currency": "USD",
                                                             "payment_method": {"type": "card", "card": _card(i)}})
                 resp.raise_for_status()
-                payments.append(resp.json()["id"])
+                answered[resp.json()["id"]] = time.time()
 
         started = time.monotonic()
         await asyncio.gather(*(pay(i) for i in range(args.count)))
@@ -136,6 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.1)
         all_in_s = time.monotonic() - started
         dump = (await local.get("/_dump")).json()
+        attempts_at = await _first_attempts(api, endpoint["id"])
     finally:
         if endpoint is not None:
             await api.delete(f"/v1/webhook_endpoints/{endpoint['id']}")
@@ -149,6 +150,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     webhook = Webhook(endpoint["secret"])
     first: dict[str, float] = {}
     lags: list[float] = []
+    queued: list[float] = []  # event created -> the worker starts the POST (commit, NOTIFY, claim)
+    in_api: list[float] = []  # event created -> the API's 201 arrived: an upper bound of the commit's share
+    after_api: list[float] = []  # the API's 201 arrived -> the receiver has the event (< 0: webhook first)
     bad = 0
     for item in dump:
         try:
@@ -160,22 +164,57 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             continue
         first[event["id"]] = item["at"]
         lags.append((item["at"] - _ts(event["created_at"])) * 1000)
+        paid_at = answered.get(event["data"]["object"]["id"])
+        if paid_at is not None:
+            in_api.append((paid_at - _ts(event["created_at"])) * 1000)
+            after_api.append((item["at"] - paid_at) * 1000)
+        if event["id"] in attempts_at:
+            queued.append((attempts_at[event["id"]] - _ts(event["created_at"])) * 1000)
     lags.sort()
+    queued.sort()
+    in_api.sort()
+    after_api.sort()
     return {
         "events": args.count,
-        "payments_created": len(payments),
+        "payments_created": len(answered),
         "received_requests": len(dump),
         "distinct_events": len(first),
         "duplicates": len(dump) - len(first) - bad,
         "bad_signatures": bad,
         "create_s": round(created_s, 2),
-        "payments_per_s": round(len(payments) / created_s, 1),
+        "payments_per_s": round(len(answered) / created_s, 1),
         "all_delivered_after_s": round(all_in_s, 2),
         "lag_ms": {
             "p50": round(_pct(lags, 50), 1), "p90": round(_pct(lags, 90), 1), "p99": round(_pct(lags, 99), 1),
             "max": round(lags[-1], 1), "mean": round(statistics.fmean(lags), 1),
         } if lags else None,
+        "created_to_api_answer_ms": {
+            "p50": round(_pct(in_api, 50), 1), "p99": round(_pct(in_api, 99), 1),
+        } if in_api else None,
+        "api_answer_to_received_ms": {
+            "p50": round(_pct(after_api, 50), 1), "p99": round(_pct(after_api, 99), 1),
+        } if after_api else None,
+        "created_to_send_start_ms": {
+            "p50": round(_pct(queued, 50), 1), "p99": round(_pct(queued, 99), 1),
+        } if queued else None,
     }
+
+
+async def _first_attempts(api: httpx.AsyncClient, endpoint_id: str) -> dict[str, float]:
+    """event id -> when the worker started its first attempt (from GET /v1/webhook_deliveries)."""
+    out: dict[str, float] = {}
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"endpoint_id": endpoint_id, "limit": 100}
+        if after:
+            params["starting_after"] = after
+        page = (await api.get("/v1/webhook_deliveries", params=params)).json()
+        for d in page["data"]:
+            if d["attempts"]:
+                out[d["event_id"]] = _ts(d["attempts"][0]["at"])
+        if not page["has_more"]:
+            return out
+        after = page["data"][-1]["id"]
 
 
 def main() -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from procs import Stack
+
+from paygate.services import merchants
+from paygate.store.db import make_pool
 
 CARD_OK = {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
@@ -55,6 +61,27 @@ class Merchant:
         assert resp.status_code == 200, resp.text
         out: dict[str, Any] = resp.json()
         return out
+
+
+def new_merchant(database_url: str) -> dict[str, str]:
+    """What `paygate merchant create --json` does (tests/e2e covers the command itself), in-process: the
+    command's interpreter start-up would be most of each browser test's set-up time."""
+
+    async def create() -> dict[str, str]:
+        suffix = secrets.token_hex(4)
+        name, email = f"Test Merchant {suffix}", f"merchant-{suffix}@example.com"
+        password = f"pw-{secrets.token_hex(8)}"
+        pool = make_pool(database_url, min_size=1, max_size=1)
+        await pool.open()
+        try:
+            m = await merchants.create(pool, name=name, email=email, password=password)
+        finally:
+            await pool.close()
+        return {"merchant_id": m.merchant_id, "secret_key": m.secret_key, "publishable_key": m.publishable_key,
+                "name": name, "email": email, "password": password}
+
+    with ThreadPoolExecutor(1) as pool:  # its own thread, so its own event loop, whatever runs in this one
+        return pool.submit(asyncio.run, create()).result()
 
 
 class Receiver:

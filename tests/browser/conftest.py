@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
-from browser_support import Merchant, Receiver
+from browser_support import Merchant, Receiver, new_merchant
 from procs import Stack, start_stack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -86,7 +86,7 @@ def page(context: BrowserContext) -> Page:
 
 @pytest.fixture
 def merchant(browser_stack: Stack) -> Iterator[Merchant]:
-    m = browser_stack.merchant()
+    m = new_merchant(browser_stack.database_url)
     made = Merchant(browser_stack, m["merchant_id"], m["email"], m["password"], m["secret_key"], m["publishable_key"])
     yield made
     made.close()

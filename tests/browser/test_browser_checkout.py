@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import Merchant
+from browser_support import Merchant, new_merchant
 from playwright.sync_api import Page, Request, expect
 
 
@@ -139,7 +139,7 @@ def test_unknown_orders_and_foreign_keys_get_no_checkout(page: Page, merchant: M
     assert response is not None and response.status == 404
     expect(page.locator(tid("checkout-error"))).to_contain_text("not valid")
 
-    other = merchant.stack.merchant()
+    other = new_merchant(merchant.stack.database_url)
     order = merchant.order()
     response = page.goto(f"{order['checkout_url']}?key={other['publishable_key']}&embed=1")
     assert response is not None and response.status == 403

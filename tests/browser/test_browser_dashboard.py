@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import Merchant, Receiver
+from browser_support import Merchant, Receiver, new_merchant
 from playwright.sync_api import BrowserContext, Page, expect
 from procs import wait_for
 from standardwebhooks.webhooks import Webhook
@@ -161,7 +161,7 @@ def test_void_an_authorization(page: Page, merchant: Merchant) -> None:
 
 def test_forms_without_the_csrf_token_are_refused(page: Page, context: BrowserContext, merchant: Merchant) -> None:
     authorized = merchant.pay(2_500, capture_method="manual")
-    other = merchant.stack.merchant()
+    other = new_merchant(merchant.stack.database_url)
     login(page, merchant)
     expect(page.locator(tid("stats-container"))).to_be_visible()
     action = f"{merchant.stack.api_url}/dashboard/payments/{authorized['id']}/capture"

@@ -191,7 +191,7 @@ async def deliver(gw: Gateway, sender: Sender, leased: Row, schedule: list[float
 async def claim(
     gw: Gateway, *, limit: int, per_endpoint: int, in_flight: dict[str, int], schedule: list[float]
 ) -> list[Row]:
-    async with transaction(gw.pool) as conn:
+    async with gw.pool.connection() as conn:  # autocommit: the claim is one atomic statement
         now = utcnow()
         return await store.claim(
             conn, now=now, lease_until=now + LEASE, first_due=now - timedelta(seconds=schedule[0]), limit=limit,
