@@ -67,30 +67,38 @@ async def begin(
         raise InvalidRequest("parameter_invalid", "Idempotency-Key must be 1-255 printable ASCII characters.",
                              param="Idempotency-Key")
     fp = rules.fingerprint(method, path, body)
-    async with transaction(pool) as conn:
+    async with pool.connection() as conn:
+        # The common case, a new key, is one autocommitted statement.
         if await keys.try_insert(conn, merchant_id=merchant_id, key=key, method=method, path=path,
                                  fingerprint=fp, lock_s=lock_s):
             return KeyHandle(merchant_id, key)
-        row = await keys.lock_existing(conn, merchant_id, key)
-        if row is None:  # purged between the two statements
-            raise IdempotencyError("idempotency_key_in_use", "Retry this request.", status=409, retry_after=1)
-        if row["method"] != method or row["path"] != path or bytes(row["fingerprint"]) != fp:
-            raise IdempotencyError(
-                "idempotency_key_reused",
-                "This Idempotency-Key was already used with a different request.",
-            )
-        if row["response_status"] is not None:
-            return Replay(Outcome(row["response_status"], bytes(row["response_body"])))
-        left = row["lock_left_s"]
-        if left is not None and left > 0:
-            raise IdempotencyError(
-                "idempotency_key_in_use",
-                "A request with this Idempotency-Key is still executing.",
-                status=409,
-                retry_after=max(1, math.ceil(float(left))),
-            )
-        await keys.take_lease(conn, merchant_id, key, lock_s)
-        return KeyHandle(merchant_id, key, row["recovery_point"], row["resource_id"])
+        async with conn.transaction():
+            return await _existing(conn, merchant_id, key, method, path, fp, lock_s)
+
+
+async def _existing(
+    conn: Conn, merchant_id: str, key: str, method: str, path: str, fp: bytes, lock_s: float
+) -> KeyHandle | Replay:
+    row = await keys.lock_existing(conn, merchant_id, key)
+    if row is None:  # purged between the two statements
+        raise IdempotencyError("idempotency_key_in_use", "Retry this request.", status=409, retry_after=1)
+    if row["method"] != method or row["path"] != path or bytes(row["fingerprint"]) != fp:
+        raise IdempotencyError(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request.",
+        )
+    if row["response_status"] is not None:
+        return Replay(Outcome(row["response_status"], bytes(row["response_body"])))
+    left = row["lock_left_s"]
+    if left is not None and left > 0:
+        raise IdempotencyError(
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key is still executing.",
+            status=409,
+            retry_after=max(1, math.ceil(float(left))),
+        )
+    await keys.take_lease(conn, merchant_id, key, lock_s)
+    return KeyHandle(merchant_id, key, row["recovery_point"], row["resource_id"])
 
 
 async def store_error(pool: AsyncConnectionPool[Conn], handle: KeyHandle, outcome: Outcome) -> None:

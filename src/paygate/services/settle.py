@@ -77,14 +77,9 @@ async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code
                  now: datetime) -> Row:
     """Record the bank's final answer for operation `op_id`; idempotent. Returns the payment row.
 
-    Locks the payment first, then the operation (the order every writer uses).
+    Locks the payment; the operation's status only ever changes under its payment's lock.
     """
-    op = await bank_ops.get(conn, op_id)
-    assert op is not None, op_id
-    p = await payments.lock(conn, op["payment_id"])
-    assert p is not None
-    op = await bank_ops.lock(conn, op_id)
-    assert op is not None
+    p, op = await bank_ops.lock_with_payment(conn, op_id)
     if op["status"] != "pending" or outcome not in ("succeeded", "failed"):
         return p
     await bank_ops.resolve(conn, op_id, outcome, failure_code, now)

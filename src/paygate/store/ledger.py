@@ -17,18 +17,18 @@ async def post(
     if not postings:
         return None
     journal_id = new_id("jrn")
+    # One statement, one round trip: the journal and all its postings.
     await conn.execute(
-        "INSERT INTO ledger_journals (id, merchant_id, kind, currency, payment_id, refund_id, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (journal_id, merchant_id, kind, currency, payment_id, refund_id, now),
+        "WITH j AS (INSERT INTO ledger_journals (id, merchant_id, kind, currency, payment_id, refund_id, created_at) "
+        "VALUES (%(j)s, %(m)s, %(k)s, %(c)s, %(p)s, %(r)s, %(now)s)) "
+        "INSERT INTO ledger_entries (id, journal_id, merchant_id, account, direction, amount, currency, payment_id, "
+        "refund_id, created_at) SELECT e.id, %(j)s, %(m)s, e.account, e.direction, e.amount, %(c)s, %(p)s, %(r)s, "
+        "%(now)s FROM unnest(%(ids)s::text[], %(accounts)s::text[], %(dirs)s::text[], %(amounts)s::bigint[]) "
+        "AS e(id, account, direction, amount)",
+        {"j": journal_id, "m": merchant_id, "k": kind, "c": currency, "p": payment_id, "r": refund_id, "now": now,
+         "ids": [new_id("led") for _ in postings], "accounts": [p.account for p in postings],
+         "dirs": [p.direction for p in postings], "amounts": [p.amount for p in postings]},
     )
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO ledger_entries (id, journal_id, merchant_id, account, direction, amount, currency, "
-            "payment_id, refund_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(new_id("led"), journal_id, merchant_id, p.account, p.direction, p.amount, currency, payment_id,
-              refund_id, now) for p in postings],
-        )
     return journal_id
 
 
