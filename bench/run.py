@@ -520,8 +520,9 @@ class Bench:
             kinds = [("1 create, auto capture", create_auto), ("2a authorize (manual)", authorize),
                      ("2b capture", capture), ("2c refund (partial)", refund), ("3 replay", replay),
                      ("4 retrieve", retrieve)]
-            # the processes' own loops (worker polling, the bank's callback outbox) query while idle too:
-            # measure that rate first and take it off each batch
+            # Requests are counted in the request's own task (api, bank). The worker's work per request is
+            # its webhook deliveries, counted among its loops, which also poll while idle: measure that idle
+            # rate first and take it off each batch.
             idle_s = 1.0 if self.opts.smoke else 3.0
             before, t_before = self._counts(), time.monotonic()
             time.sleep(idle_s)
@@ -539,10 +540,16 @@ class Bench:
                 for proc, c in after.items():
                     per[proc] = {}
                     for k in sorted(c):
-                        noise = idle_rate[proc].get(k, 0.0) * (t_after - t_before)
+                        if proc == "worker":
+                            noise = idle_rate[proc].get(k, 0.0) * (t_after - t_before)
+                            name = k.removeprefix("bg:")
+                        elif k.startswith("bg:"):
+                            continue
+                        else:
+                            noise, name = 0.0, k
                         value = max(0.0, c[k] - before[proc].get(k, 0) - noise) / n
                         if round(value, 2):
-                            per[proc][k] = round(value, 2)
+                            per[proc][name] = round(per[proc].get(name, 0.0) + value, 2)
                 out[label] = per
         self.report["round_trips"] = {"requests_per_kind": n, "per_request": out, "idle_per_s": {
             proc: {k: round(v, 2) for k, v in rates.items() if v} for proc, rates in idle_rate.items()}}

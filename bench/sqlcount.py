@@ -12,12 +12,15 @@ It counts:
 - `implicit_txn`: statements run on an autocommit connection outside BEGIN (each is its own commit);
 - `prepare`: statements prepared on the server (psycopg prepares on first use with prepare_threshold=0).
 
-Counters are written to OUT.json (atomically) every 100 ms, so the harness reads deltas around a batch
-of requests. Used only by the bench: the measured scenarios always run unpatched code.
+Counts made outside an HTTP request's task (background loops: the bank's callback outbox, all of the
+worker, the pools' upkeep) are kept apart under a `bg:` prefix. Counters are written to OUT.json
+(atomically) every 100 ms, so the harness reads deltas around a batch of requests. Used only by the
+bench: the measured scenarios always run unpatched code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
@@ -34,9 +37,21 @@ _LOCK = threading.Lock()
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_][a-z0-9_.]*)", re.IGNORECASE)
 
 
+def _in_request() -> bool:
+    """Is the current asyncio task serving an HTTP request (uvicorn's per-request task), rather than a
+    background loop (the bank's callback outbox, the worker's loops, the pool's maintenance)?"""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return False
+    coro = task.get_coro() if task is not None else None
+    return "run_asgi" in getattr(coro, "__qualname__", "")
+
+
 def _count(name: str, n: int = 1) -> None:
+    key = name if _in_request() else f"bg:{name}"
     with _LOCK:
-        COUNTS[name] += n
+        COUNTS[key] += n
 
 
 def classify(query: Any) -> str:

@@ -22,10 +22,6 @@ async def get(conn: Conn, op_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM bank_operations WHERE id = %s", (op_id,))
 
 
-async def lock(conn: Conn, op_id: str) -> Row | None:
-    return await fetch_one(conn, "SELECT * FROM bank_operations WHERE id = %s FOR UPDATE", (op_id,))
-
-
 async def lock_with_payment(conn: Conn, op_id: str) -> tuple[Row, Row]:
     """(payment, operation), the payment locked FOR UPDATE: one round trip instead of three."""
     row = await fetch_one(
