@@ -172,7 +172,9 @@ def serve(
             _announce_demo(Path(settings.home), demo, port)
         exe = [sys.executable, "-m", "paygate"]
         procs.append(subprocess.Popen([*exe, "bank", "--port", str(bank_port)], env=env))
+        _wait_healthy(f"http://127.0.0.1:{bank_port}/healthz", procs[-1])
         procs.append(subprocess.Popen([*exe, "api", "--port", str(port), "--workers", str(workers)], env=env))
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", procs[-1])
         procs.append(subprocess.Popen([*exe, "worker"], env=env))
         typer.echo(f"paygate is up: API http://127.0.0.1:{port}  docs http://127.0.0.1:{port}/docs  "
                    f"dashboard http://127.0.0.1:{port}/dashboard  bank http://127.0.0.1:{bank_port}  (Ctrl-C stops)")
@@ -182,6 +184,22 @@ def serve(
         if embedded is not None:
             embedded.stop()
         typer.echo("paygate stopped.")
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
+    """Start the next part only once this one answers, so a first request never races a cold start."""
+    import httpx
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    typer.echo(f"{url} did not become healthy.", err=True)
+    raise typer.Exit(1)
 
 
 def _announce_demo(home: Path, demo: dict[str, str], port: int) -> None:
