@@ -34,7 +34,6 @@ from typing import Any
 import httpx
 
 
-
 def _card(i: int) -> dict[str, Any]:
     """A Luhn-valid card of its own per payment: the simulator approves it, and no card's balance runs out."""
     digits = [int(d) for d in f"49{time.time_ns() % 10**8:08d}{i % 10**5:05d}"]  # 15 digits + check digit

@@ -147,3 +147,16 @@ def test_unknown_orders_and_foreign_keys_get_no_checkout(page: Page, merchant: M
     response = page.goto(f"{order['checkout_url']}?key={merchant.publishable_key}&embed=1")
     assert response is not None and response.status == 200
     expect(page.locator(tid("pay-button"))).to_be_visible()
+
+
+def test_a_second_tab_follows_the_payment_in_progress_instead_of_paying_twice(page: Page, merchant: Merchant) -> None:
+    order = merchant.order(amount=20_000, currency="INR")
+    page.goto(order["checkout_url"])  # the customer has the page open here...
+    fill_card(page, "4111111111111111")
+    upi = merchant.pk.post("/v1/payments", json={"order_id": order["id"],  # ...and pays by UPI elsewhere
+                                                 "payment_method": {"type": "upi", "upi": {"vpa": "success@upi"}}})
+    assert upi.status_code == 201 and upi.json()["status"] == "pending"
+    page.locator(tid("pay-button")).click()  # the order is being (or has been) paid: 409, not a second charge
+    expect(page.locator(tid("success-state"))).to_be_visible()
+    expect(page.locator(tid("payment-id"))).to_have_text(upi.json()["id"])
+    assert [p["id"] for p in merchant.get(f"/v1/orders/{order['id']}/payments")["data"]] == [upi.json()["id"]]

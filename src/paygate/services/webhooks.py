@@ -2,8 +2,8 @@
 
 Deliveries are rows created with the event itself (`store.events.emit`), so an event is never lost
 between "committed" and "queued". Sending one is three steps, none holding a transaction across the
-network: lease the row (short transaction), POST (no transaction), record the attempt (short
-transaction). A worker that dies mid-way leaves a lease that simply expires: at least once, never lost.
+network: lease the row (one statement), POST (no transaction), record the attempt (usually one
+statement). A worker that dies mid-way leaves a lease that simply expires: at least once, never lost.
 
 Semantics the contract leaves to us (docs/webhooks.md):
 - A disabled endpoint receives nothing: events emitted while it is disabled are not queued for it, and

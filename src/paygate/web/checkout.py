@@ -89,8 +89,8 @@ async def checkout_page(
                                 "Use the publishable key (pk_test_…) of the merchant that created the order.")
     if order["status"] == "paid" and payment is not None and payment["status"] in _PAID:
         state = "paid"
-    elif payment is not None and payment["status"] == Status.PENDING and payment["method_type"] == "upi":
-        state = "processing"  # a UPI approval still awaited (e.g. the page was reloaded): keep polling
+    elif payment is not None and payment["status"] == Status.PENDING:
+        state = "processing"  # a UPI approval or a bank answer still awaited (the page was reloaded): follow it
     else:
         state = "form"
     return html(

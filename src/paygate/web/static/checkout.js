@@ -268,10 +268,16 @@
       formError.hidden = false;
       return null;
     }
-    if (res.status === 409 && err.code === "order_already_paid") {
+    if (res.status === 409 && (err.code === "order_already_paid" || err.code === "order_payment_in_progress")) {
+      // Paid, or being paid (another tab, a UPI approval still awaited): show that payment, not an error.
       return fetch(base + "/status", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
-        if (s.payment && SUCCEEDED.indexOf(s.payment.status) >= 0) return succeed(s.payment.id, s.payment.status);
-        return fail(null, "This order is already paid.", err.code);
+        var p = s.payment;
+        if (p && SUCCEEDED.indexOf(p.status) >= 0) return succeed(p.id, p.status);
+        if (p && p.status === "pending") {
+          processing("A payment for this order is in progress", "This page updates as soon as the bank answers.");
+          return poll(p.id, Date.now());
+        }
+        return fail(null, err.message || "This order cannot be paid right now.", err.code);
       });
     }
     if (res.status === 404) return fail(null, "This order no longer exists. Ask the shop for a new payment link.", err.code);
