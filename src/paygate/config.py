@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Keyed card fingerprints: the same number always gives the same fingerprint, and the
     # fingerprint cannot be reversed without this key.
     fingerprint_key: str = "paygate-dev-fingerprint-key"
+    # Webhook signing secrets are derived from this key and a per-endpoint seed, so the database never
+    # holds a usable secret. Set your own in production; changing it changes every endpoint's secret.
+    secret_key: str = "paygate-dev-secret-key"
     auth_ttl: int = 604_800
     webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
     fee_bps: int = 0

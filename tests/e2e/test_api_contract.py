@@ -128,9 +128,14 @@ async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: A
     stack = shared_stack
     api, _, _ = ctx
     await api.pay(100, method=card("4012888888881881", 1, 2031, "987"))
+    hook = (await api.post("/v1/webhook_endpoints", {"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]})).json()
+    secret = hook["secret"]
+    assert secret.startswith("whsec_")
+    assert "secret" not in (await api.get(f"/v1/webhook_endpoints/{hook['id']}")).json()
     dump = (await asyncio.to_thread(subprocess.run, ["pg_dump", "--data-only", stack.database_url],
                                     capture_output=True, text=True, check=True)).stdout
     assert "4012888888881881" not in dump and '"987"' not in dump
+    assert secret not in dump and secret.removeprefix("whsec_") not in dump  # only a seed is stored
     assert "4012888888881881" not in stack.logs(lines=10_000)
 
 

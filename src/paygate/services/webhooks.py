@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from paygate.config import get_settings
 from paygate.domain import views
 from paygate.domain.ids import new_id
 from paygate.domain.retry import jittered
@@ -65,7 +66,7 @@ def endpoint_view(row: Row, *, secret: bool = False) -> dict[str, Any]:
         "updated_at": views.ts(row["updated_at"]),
     }
     if secret:
-        obj["secret"] = row["secret"]
+        obj["secret"] = signing.derive(row["secret"], get_settings().secret_key)
     return obj
 
 
@@ -109,11 +110,12 @@ def decide(attempt: Attempt, attempts_before: int, schedule: list[float], now: d
 
 def signing_secrets(row: Row, now: datetime) -> list[str]:
     """The current secret, and the previous one while its 24 h after a rotation last."""
-    out = [row["secret"]]
+    seeds = [row["secret"]]
     expires = row.get("previous_secret_expires_at")
     if row.get("previous_secret") and expires is not None and expires > now:
-        out.append(row["previous_secret"])
-    return out
+        seeds.append(row["previous_secret"])
+    key = get_settings().secret_key
+    return [signing.derive(seed, key) for seed in seeds]
 
 
 def event_body(row: Row) -> bytes:
@@ -212,7 +214,7 @@ async def create_endpoint(
     async with transaction(gw.pool) as conn:
         row = await store.insert_endpoint(conn, {
             "id": new_id("we"), "merchant_id": who.merchant_id, "url": url, "enabled_events": enabled_events,
-            "description": description, "secret": signing.new_secret(), "created_at": now, "updated_at": now,
+            "description": description, "secret": signing.new_seed(), "created_at": now, "updated_at": now,
         })
         outcome = Outcome.of(201, endpoint_view(row, secret=True))
         await key.finish(conn, outcome)
@@ -265,7 +267,7 @@ async def rotate_secret(gw: Gateway, who: Principal, endpoint_id: str, key: KeyH
         row = await _locked(conn, who, endpoint_id)
         now = utcnow()
         row = await store.update_endpoint(conn, endpoint_id, {
-            "secret": signing.new_secret(), "previous_secret": row["secret"],
+            "secret": signing.new_seed(), "previous_secret": row["secret"],
             "previous_secret_expires_at": now + PREVIOUS_SECRET_TTL, "updated_at": now,
         })
         outcome = Outcome.of(200, endpoint_view(row, secret=True))

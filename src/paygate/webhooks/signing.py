@@ -20,6 +20,20 @@ def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
+def new_seed() -> str:
+    """What the database keeps instead of an endpoint's secret (see `derive`)."""
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def derive(seed: str, master_key: str) -> str:
+    """An endpoint's secret, derived from its stored seed and the server's key (`PAYGATE_SECRET_KEY`).
+
+    The database alone never yields a signing secret; the key lives only in the environment.
+    """
+    mac = hmac.new(master_key.encode(), b"webhook-secret\0" + seed.encode(), hashlib.sha256).digest()
+    return PREFIX + base64.b64encode(mac).decode()
+
+
 def key_of(secret: str) -> bytes:
     raw = secret.removeprefix(PREFIX)
     return base64.b64decode(raw + "=" * (-len(raw) % 4))
