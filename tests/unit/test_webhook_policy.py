@@ -8,9 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from paygate.api.routes_webhooks import CreateEndpoint, UpdateEndpoint
+from paygate.config import get_settings
 from paygate.domain.retry import parse_schedule
 from paygate.services.webhooks import EVENT_TYPES, decide, delivery_view, endpoint_view, signing_secrets
 from paygate.webhooks.sender import Attempt
+from paygate.webhooks.signing import derive
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 DEFAULT = parse_schedule("0,5,300,1800,7200,18000,36000,36000")
@@ -53,20 +55,23 @@ def test_retry_after_wins_only_when_longer() -> None:
 
 
 def test_the_previous_secret_signs_for_its_24_hours_only() -> None:
-    row = {"secret": "whsec_new", "previous_secret": "whsec_old", "previous_secret_expires_at": NOW}
-    assert signing_secrets(row, NOW - timedelta(seconds=1)) == ["whsec_new", "whsec_old"]
-    assert signing_secrets(row, NOW) == ["whsec_new"]
-    assert signing_secrets({**row, "previous_secret": None}, NOW - timedelta(days=1)) == ["whsec_new"]
+    row = {"secret": "seed-new", "previous_secret": "seed-old", "previous_secret_expires_at": NOW}
+    key = get_settings().secret_key
+    new, old = derive("seed-new", key), derive("seed-old", key)
+    assert new.startswith("whsec_") and new != old
+    assert signing_secrets(row, NOW - timedelta(seconds=1)) == [new, old]
+    assert signing_secrets(row, NOW) == [new]
+    assert signing_secrets({**row, "previous_secret": None}, NOW - timedelta(days=1)) == [new]
 
 
 def test_public_objects_have_the_contract_fields() -> None:
     ep = {"id": "we_1", "url": "https://x", "enabled_events": ["*"], "description": None, "disabled": False,
-          "created_at": NOW, "updated_at": NOW, "secret": "whsec_s"}
+          "created_at": NOW, "updated_at": NOW, "secret": "seed-s"}
     stamp = "2030-01-01T12:00:00.000000Z"
     assert endpoint_view(ep) == {"id": "we_1", "object": "webhook_endpoint", "url": "https://x",
                                  "enabled_events": ["*"], "description": None, "disabled": False,
                                  "created_at": stamp, "updated_at": stamp}
-    assert endpoint_view(ep, secret=True)["secret"] == "whsec_s"
+    assert endpoint_view(ep, secret=True)["secret"] == derive("seed-s", get_settings().secret_key)
     d = {"id": "wd_1", "endpoint_id": "we_1", "event_id": "evt_1", "event_type": "order.paid", "status": "pending",
          "attempts": [], "next_attempt_at": NOW, "created_at": NOW, "locked_until": None, "attempt_count": 0}
     assert list(delivery_view(d)) == ["id", "object", "endpoint_id", "event_id", "event_type", "status", "attempts",

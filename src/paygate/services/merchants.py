@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -50,16 +51,20 @@ async def create(pool: AsyncConnectionPool[Conn], *, name: str, email: str, pass
     return NewMerchant(merchant_id, sk, pk)
 
 
+_DUMMY_HASH = _hasher.hash("paygate-timing-equaliser")
+
+
 async def verify_password(pool: AsyncConnectionPool[Conn], email: str, password: str) -> str | None:
+    """The merchant id if the login is right. Argon2 runs in a thread (it takes tens of milliseconds),
+    and an unknown email costs the same verification, so timing does not reveal which accounts exist."""
     async with pool.connection() as conn:
         m = await merchants.by_email(conn, email)
-    if m is None:
-        return None
+    stored = m["password_hash"] if m is not None else _DUMMY_HASH
     try:
-        _hasher.verify(m["password_hash"], password)
+        await asyncio.to_thread(_hasher.verify, stored, password)
     except VerifyMismatchError:
         return None
-    return str(m["id"])
+    return str(m["id"]) if m is not None else None
 
 
 class KeyCache:
