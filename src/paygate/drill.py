@@ -32,12 +32,18 @@ import orjson
 import psycopg
 from standardwebhooks.webhooks import Webhook
 
+from paygate.domain.cards import luhn_valid
 from paygate.store import migrate
 
-# (number, exp_month, exp_year, cvc): approved cards, then cards the bank declines
-CARDS = [("4111111111111111", 12, 2030, "123"), ("4012888888881881", 12, 2031, "123"),
-         ("4000056655665556", 12, 2031, "123"), ("5200828282828210", 12, 2031, "123")]
+# (number, exp_month, exp_year, cvc) of cards the bank declines; approved ones are made fresh per payment
 DECLINING = [("4000000000000002", 12, 2031, "123"), ("4000000000009995", 12, 2031, "123")]
+
+
+def fresh_card(rng: random.Random) -> tuple[str, int, int, str]:
+    """A random Luhn-valid Visa number: "any other Luhn-valid number" at the bank, with its own balance."""
+    body = "4" + "".join(str(rng.randrange(10)) for _ in range(14))
+    check = next(d for d in "0123456789" if luhn_valid(body + d))
+    return body + check, 12, 2031, "123"
 
 
 @dataclass
@@ -248,7 +254,8 @@ class Drill:
 
     async def one_payment(self, http: httpx.AsyncClient) -> None:
         scenario = self.rng.choice(["auto", "auto_refunds", "manual_capture", "manual_void", "decline"])
-        number, exp_month, exp_year, cvc = self.rng.choice(DECLINING if scenario == "decline" else CARDS)
+        number, exp_month, exp_year, cvc = (self.rng.choice(DECLINING) if scenario == "decline"
+                                            else fresh_card(self.rng))
         amount = self.rng.randint(100, 50_000)
         key = f"drill-{secrets.token_hex(8)}"
         body = {"amount": amount, "currency": "USD", "capture_method": "manual" if scenario.startswith("manual")
