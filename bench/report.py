@@ -86,6 +86,19 @@ def render(report: dict[str, Any]) -> str:
                 "(postgres: largest backend):"]
     out += _table(["process", *(c[0] for c in columns)], prow)
 
+    crow = []
+    for label in labels:
+        if label.startswith("postgres (rest)") or label.startswith("api supervisor"):
+            continue
+        cells = [label]
+        for _, procs in columns[: len(scenarios)]:
+            p = procs.get(label)
+            cells.append(f"{p['cpu_ms_per_request']:.2f}" if p and p.get("cpu_ms_per_request") is not None else "")
+        if any(cells[1:]):
+            crow.append(cells)
+    out += ["", "CPU ms per request (scenario 2: per request, 3 per transaction), per process:"]
+    out += _table(["process", *(c[0] for c in columns[: len(scenarios)])], crow)
+
     rt = report.get("round_trips")
     if rt:
         out += ["", f"SQL per request, counted client-side (bench/sqlcount.py; one API process, "

@@ -55,22 +55,25 @@ RESULTS = BENCH_DIR / "results"
 
 @dataclass(frozen=True)
 class Scenario:
+    """A load pattern: bench/<script>.lua for wrk, or loadgen.py --scenario <script>."""
+
     number: int
     name: str
     script: str  # bench/<script>.lua, and loadgen.py's --scenario
-    unit: str  # what one "transaction" is, for the notes column
 
 
 SCENARIOS = [
-    Scenario(1, "payment, auto capture", "payments", "payment"),
-    Scenario(2, "authorize>capture>refund", "refund_flow", "3-request transaction"),
-    Scenario(3, "idempotent replay", "replay", "replay"),
-    Scenario(4, "retrieve payment", "retrieve", "read"),
+    Scenario(1, "payment, auto capture", "payments"),
+    Scenario(2, "authorize>capture>refund", "refund_flow"),
+    Scenario(3, "idempotent replay", "replay"),
+    Scenario(4, "retrieve payment", "retrieve"),
 ]
 
 
 @dataclass
 class Options:
+    """The command line, with --smoke's smaller defaults applied."""
+
     server_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     duration: float = 20.0
     warmup: float = 3.0
@@ -86,6 +89,7 @@ class Options:
     profile: bool = False
     drain_timeout: float = 60.0
     smoke: bool = False
+    only: tuple[int, ...] = (1, 2, 3, 4)
     json_out: Path | None = None
     keep_logs: bool = False
 
@@ -107,6 +111,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                                                       "(default 100; smoke 10; 0 skips it)")
     p.add_argument("--pool-max", type=int, help="PAYGATE_DB_POOL_MAX (default: paygate's own; smoke 4)")
     p.add_argument("--profile", action="store_true", help="py-spy the API processes during an extra scenario-1 run")
+    p.add_argument("--only", help="comma-separated scenario numbers to run (default 1,2,3,4; 4 needs 1)")
     p.add_argument("--server-url", default=Options.server_url,
                    help="admin URL of the local PostgreSQL server the run creates its databases on")
     p.add_argument("--json-out", type=Path, help="where to write the JSON result (default bench/results/...)")
@@ -125,6 +130,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         count_requests=pick(a.count_requests, 100, 10), pool_max=pick(a.pool_max, None, 4), profile=a.profile,
         drain_timeout=20.0 if smoke else 60.0,
         smoke=smoke, json_out=a.json_out, keep_logs=a.keep_logs,
+        only=tuple(int(x) for x in a.only.split(",")) if a.only else Options.only,
     )
 
 
@@ -231,6 +237,9 @@ class Load:
 # -- the run --------------------------------------------------------------------------------------------
 
 class Bench:
+    """One run: set-up, the scenarios, the optional profile, the round-trip count, pgbench, the report.
+    Whatever happens, its processes are stopped and its databases dropped."""
+
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.token = secrets.token_hex(4)
@@ -279,8 +288,9 @@ class Bench:
         self.gw()  # opened now, before the stack's pools take the server's free connections
         self.stack.start()
         self.secret = self.stack.create_merchant(self.token)
-        r = self.api().post("/v1/webhook_endpoints",
-                            json={"url": f"{self.stack.receiver_url}/hooks", "enabled_events": ["*"]})
+        with self.api() as http:
+            r = http.post("/v1/webhook_endpoints",
+                          json={"url": f"{self.stack.receiver_url}/hooks", "enabled_events": ["*"]})
         r.raise_for_status()
         self.endpoint_id = r.json()["id"]
         self.load = Load(self.opts, wrk, self.stack.api_url, self.secret, self.workdir)
@@ -418,6 +428,10 @@ class Bench:
         out["processes"][f"generator ({self.load.name})"] = {
             "cpu_pct": round(100 * res.cpu_s / res.wall_s, 1), "sys_pct": round(100 * res.sys_s / res.wall_s, 1),
             "rss_mb": round(res.peak_rss_mb, 1), "count": 1}
+        # CPU time per request, per process: what a request costs, whoever else shared the machine
+        rate = out["requests_per_s"]
+        for stats in out["processes"].values():
+            stats["cpu_ms_per_request"] = round(10.0 * stats["cpu_pct"] / rate, 2) if rate else None
         if sc.script == "refund_flow":
             out["transactions_per_s"] = round(out["transactions"] / duration, 1)
         created = int(pays1) - int(pays0)
@@ -635,7 +649,7 @@ class Bench:
         started = time.monotonic()
         try:
             self.setup()
-            for sc in SCENARIOS:
+            for sc in (sc for sc in SCENARIOS if sc.number in self.opts.only):
                 self.report["scenarios"][str(sc.number)] = self.run_scenario(sc)
             if self.opts.profile:
                 self.profile()
@@ -662,7 +676,7 @@ class Bench:
 
     def finish(self) -> None:
         s1, pgb = self.report["scenarios"].get("1"), self.report.get("pgbench")
-        if s1 and pgb and pgb["tps"]:
+        if s1 and pgb and pgb["tps"] and "payments_per_s" in s1:
             self.report["ratio_payments_per_pgbench_tps"] = round(s1["payments_per_s"] / pgb["tps"], 4)
         RESULTS.mkdir(exist_ok=True)
         path = self.opts.json_out or RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{self.token}.json"

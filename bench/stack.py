@@ -175,6 +175,8 @@ class Stack:
             "PAYGATE_DATABASE_URL": dbs.url(dbs.gateway), "PAYGATE_BANK_DATABASE_URL": dbs.url(dbs.bank),
             "PAYGATE_BANK_URL": self.bank_url, "PAYGATE_PUBLIC_URL": self.api_url,
             "PAYGATE_HOME": str(workdir / "home"), "PAYGATE_LOG_LEVEL": "warning",
+            # one merchant sends everything: the per-merchant rate limit would measure itself, not paygate
+            "PAYGATE_RATE_LIMIT_PER_S": "0",
         }
         if pool_max is not None:
             self.env["PAYGATE_DB_POOL_MAX"] = str(pool_max)

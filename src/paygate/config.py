@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     idempotency_lock_s: float = 15.0
     idempotency_retention_h: int = 24
     # Requests per second per merchant and API process (token bucket, burst = 2 s worth); 0 disables.
-    rate_limit_per_s: float = 1000.0
+    rate_limit_per_s: float = 3000.0
     db_pool_min: int = 2
     db_pool_max: int = 16
     log_level: str = "info"
