@@ -43,8 +43,10 @@ def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly() -> None:
                        json={"amount": 4200, "currency": "GBP", "payment_method": {"type": "card", "card": {
                            "number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}})
         assert r.status_code == 201 and r.json()["status"] == "captured"
-        family = psutil.Process(proc.pid).children(recursive=True)
-        assert len(family) >= 3  # bank, api, worker (postgres daemonizes under pg_ctl)
+        parent = psutil.Process(proc.pid)
+        # bank, api, worker (postgres daemonizes under pg_ctl); the worker starts just after the API answers
+        assert wait_for(lambda: len(parent.children()) >= 3, 30)
+        family = parent.children(recursive=True)
         pg_port = int((home / "postgres.port").read_text().strip())
         assert psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close() is None
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C

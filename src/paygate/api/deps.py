@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,10 +13,10 @@ from fastapi import Request
 from starlette.responses import Response
 
 from paygate.api.responses import raw
-from paygate.errors import AuthenticationError, PaygateError, PermissionDenied, RateLimited
+from paygate.errors import AuthenticationError, PermissionDenied, RateLimited
 from paygate.services import idempotency
 from paygate.services.gateway import Gateway, Outcome, Principal
-from paygate.services.idempotency import KeyHandle, Replay
+from paygate.services.idempotency import KeyHandle
 
 
 def gateway(request: Request) -> Gateway:
@@ -77,26 +76,8 @@ async def idempotent(
 ) -> Response:
     """Execute a write under its Idempotency-Key (if any): replay, refuse, or run and record."""
     gw = gateway(request)
-    begun = await idempotency.begin(
+    outcome, replayed = await idempotency.execute(
         gw.pool, merchant_id=who.merchant_id, key=request.headers.get("idempotency-key"), method=request.method,
-        path=request.url.path, body=await json_body(request), lock_s=gw.settings.idempotency_lock_s,
+        path=request.url.path, body=await json_body(request), lock_s=gw.settings.idempotency_lock_s, run=run,
     )
-    if isinstance(begun, Replay):
-        return raw(begun.outcome.body, begun.outcome.status, {"Idempotent-Replayed": "true"})
-    try:
-        outcome = await run(begun)
-    except PaygateError as err:
-        if idempotency.is_stored_error(err):
-            await idempotency.store_error(gw.pool, begun, Outcome.of(err.status, err.body()))
-        else:
-            await _release_quietly(gw, begun)
-        raise
-    except BaseException:
-        await _release_quietly(gw, begun)
-        raise
-    return raw(outcome.body, outcome.status)
-
-
-async def _release_quietly(gw: Gateway, handle: KeyHandle) -> None:
-    with contextlib.suppress(Exception):  # the lease expires by itself; the original error matters more
-        await handle.release(gw.pool)
+    return raw(outcome.body, outcome.status, {"Idempotent-Replayed": "true"} if replayed else None)

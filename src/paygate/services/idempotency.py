@@ -8,17 +8,20 @@ last committed phase and never repeats a side effect.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from paygate.domain import idempotency as rules
 from paygate.errors import IdempotencyError, InvalidRequest, PaygateError
 from paygate.services.gateway import Outcome
 from paygate.store import idempotency as keys
-from paygate.store.db import Conn, transaction
+from paygate.store.db import Conn, Row, transaction
 
 # Errors that are outcomes of execution, so they are stored and replayed (API.md §4).
 _STORED_ERROR_STATUSES = frozenset({402, 404})
@@ -32,22 +35,42 @@ def is_stored_error(err: PaygateError) -> bool:
 
 @dataclass
 class KeyHandle:
+    """A request's hold on its key. A `fresh` key is not in the database yet: its row is inserted by the
+    first phase that commits (`checkpoint` or `finish`), in that phase's own transaction — one commit
+    less per request. A concurrent duplicate then fails that insert on the primary key and starts over
+    (`execute`), finding the key taken."""
+
     merchant_id: str
     key: str | None
     recovery_point: str = "started"
     resource_id: str | None = None
+    fresh: bool = False
+    method: str = ""
+    path: str = ""
+    fingerprint: bytes = b""
+    lock_s: float = 0.0
 
     async def checkpoint(self, conn: Conn, point: str, resource_id: str | None) -> None:
-        if self.key is not None:
+        if self.key is not None and self.fresh:
+            await keys.insert(conn, merchant_id=self.merchant_id, key=self.key, method=self.method, path=self.path,
+                              fingerprint=self.fingerprint, lock_s=self.lock_s, recovery_point=point,
+                              resource_id=resource_id)
+            self.fresh = False
+        elif self.key is not None:
             await keys.checkpoint(conn, self.merchant_id, self.key, point, resource_id)
         self.recovery_point, self.resource_id = point, resource_id
 
     async def finish(self, conn: Conn, outcome: Outcome) -> None:
-        if self.key is not None:
+        if self.key is not None and self.fresh:
+            await keys.insert(conn, merchant_id=self.merchant_id, key=self.key, method=self.method, path=self.path,
+                              fingerprint=self.fingerprint, lock_s=self.lock_s, recovery_point="finished",
+                              resource_id=None, response=(outcome.status, outcome.body))
+            self.fresh = False
+        elif self.key is not None:
             await keys.store_response(conn, self.merchant_id, self.key, outcome.status, outcome.body)
 
     async def release(self, pool: AsyncConnectionPool[Conn]) -> None:
-        if self.key is not None:
+        if self.key is not None and not self.fresh:
             async with transaction(pool) as conn:
                 await keys.release(conn, self.merchant_id, self.key)
 
@@ -68,12 +91,20 @@ async def begin(
                              param="Idempotency-Key")
     fp = rules.fingerprint(method, path, body)
     async with pool.connection() as conn:
-        # The common case, a new key, is one autocommitted statement.
-        if await keys.try_insert(conn, merchant_id=merchant_id, key=key, method=method, path=path,
-                                 fingerprint=fp, lock_s=lock_s):
-            return KeyHandle(merchant_id, key)
+        row = await keys.get(conn, merchant_id, key)
+        if row is None:
+            return KeyHandle(merchant_id, key, fresh=True, method=method, path=path, fingerprint=fp, lock_s=lock_s)
+        _same_request(row, method, path, fp)
+        if row["response_status"] is not None:  # a replay: one read, no lock
+            return Replay(Outcome(row["response_status"], bytes(row["response_body"])))
         async with conn.transaction():
             return await _existing(conn, merchant_id, key, method, path, fp, lock_s)
+
+
+def _same_request(row: Row, method: str, path: str, fp: bytes) -> None:
+    if row["method"] != method or row["path"] != path or bytes(row["fingerprint"]) != fp:
+        raise IdempotencyError("idempotency_key_reused",
+                               "This Idempotency-Key was already used with a different request.")
 
 
 async def _existing(
@@ -82,11 +113,7 @@ async def _existing(
     row = await keys.lock_existing(conn, merchant_id, key)
     if row is None:  # purged between the two statements
         raise IdempotencyError("idempotency_key_in_use", "Retry this request.", status=409, retry_after=1)
-    if row["method"] != method or row["path"] != path or bytes(row["fingerprint"]) != fp:
-        raise IdempotencyError(
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with a different request.",
-        )
+    _same_request(row, method, path, fp)
     if row["response_status"] is not None:
         return Replay(Outcome(row["response_status"], bytes(row["response_body"])))
     left = row["lock_left_s"]
@@ -104,4 +131,44 @@ async def _existing(
 async def store_error(pool: AsyncConnectionPool[Conn], handle: KeyHandle, outcome: Outcome) -> None:
     if handle.key is not None:
         async with transaction(pool) as conn:
-            await keys.store_response(conn, handle.merchant_id, handle.key, outcome.status, outcome.body)
+            await keys.upsert_response(conn, merchant_id=handle.merchant_id, key=handle.key, method=handle.method,
+                                       path=handle.path, fingerprint=handle.fingerprint, status=outcome.status,
+                                       body=outcome.body)
+
+
+def _lost_race(err: psycopg.errors.UniqueViolation) -> bool:
+    return err.diag.constraint_name == "idempotency_keys_pkey"
+
+
+async def execute(
+    pool: AsyncConnectionPool[Conn], *, merchant_id: str, key: str | None, method: str, path: str, body: Any,
+    lock_s: float, run: Callable[[KeyHandle], Awaitable[Outcome]],
+) -> tuple[Outcome, bool]:
+    """Run a write under its Idempotency-Key: (the outcome, whether it is a replay). Errors propagate,
+    stored first when they are outcomes of execution (API.md §4)."""
+    for _ in range(3):
+        begun = await begin(pool, merchant_id=merchant_id, key=key, method=method, path=path, body=body,
+                            lock_s=lock_s)
+        if isinstance(begun, Replay):
+            return begun.outcome, True
+        try:
+            return await run(begun), False
+        except psycopg.errors.UniqueViolation as err:
+            if not _lost_race(err):
+                raise
+            continue  # a duplicate got there first: the key exists now, so the next begin() says how
+        except PaygateError as err:
+            if is_stored_error(err):
+                await store_error(pool, begun, Outcome.of(err.status, err.body()))
+            else:
+                await _release_quietly(pool, begun)
+            raise
+        except BaseException:
+            await _release_quietly(pool, begun)
+            raise
+    raise IdempotencyError("idempotency_key_in_use", "Retry this request.", status=409, retry_after=1)
+
+
+async def _release_quietly(pool: AsyncConnectionPool[Conn], handle: KeyHandle) -> None:
+    with contextlib.suppress(Exception):  # the lease expires by itself; the original error matters more
+        await handle.release(pool)

@@ -23,7 +23,7 @@ from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import FAILURE_MESSAGES, emit, fail, move, settle
 from paygate.store import bank_ops, orders, payments
-from paygate.store.db import Conn, Row, transaction
+from paygate.store.db import Conn, Row, pipelined
 
 # How long the recovery worker leaves a fresh intent to the request that made it.
 RECOVERY_GRACE_S = 20.0
@@ -96,7 +96,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         now = utcnow()
         payment_id, op_id = new_id("pay"), new_id("bop")
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
-        async with transaction(gw.pool) as conn:
+        async with pipelined(gw.pool) as conn:
             amount, currency, order = await _resolve_amount(conn, who, req)
             p = await payments.insert(conn, {
                 "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
@@ -142,7 +142,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
 
 async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | None = None,
                   result: BankResult | None = None) -> Outcome:
-    async with transaction(gw.pool) as conn:
+    async with pipelined(gw.pool) as conn:
         now = utcnow()
         if op_id is not None and result is not None and result.outcome in ("succeeded", "failed"):
             p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)
@@ -160,7 +160,7 @@ async def _begin_operation(
 ) -> tuple[str, int]:
     """Phase 1 of capture/void: check the state under the row lock and commit the intent."""
     now = utcnow()
-    async with transaction(gw.pool) as conn:
+    async with pipelined(gw.pool) as conn:
         p = await payments.lock(conn, payment_id, who.merchant_id)
         if p is None:
             raise NotFound("payment", payment_id)
@@ -200,7 +200,7 @@ async def _operate(gw: Gateway, who: Principal, payment_id: str, key: KeyHandle,
     else:
         result = await gw.bank.void(key=op_id, reference=payment_id)
     crashpoints.reach(f"after_bank_{kind}")
-    async with transaction(gw.pool) as conn:
+    async with pipelined(gw.pool) as conn:
         now = utcnow()
         p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)
         outcome = Outcome.of(200, views.payment(p))

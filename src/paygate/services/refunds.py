@@ -16,7 +16,7 @@ from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import RECOVERY_GRACE_S
 from paygate.services.settle import settle
 from paygate.store import bank_ops, payments, refunds
-from paygate.store.db import transaction
+from paygate.store.db import pipelined
 
 
 async def create(
@@ -26,7 +26,7 @@ async def create(
     if key.resource_id is None:
         now = utcnow()
         refund_id, op_id = new_id("ref"), new_id("bop")
-        async with transaction(gw.pool) as conn:
+        async with pipelined(gw.pool) as conn:
             p = await payments.lock(conn, payment_id, who.merchant_id)
             if p is None:
                 raise NotFound("payment", payment_id, param="payment_id")
@@ -40,7 +40,7 @@ async def create(
                 raise InvalidState("amount_exceeds_refundable",
                                    f"The refund would exceed what remains refundable ({remaining}).")
             reserved = p["amount_refund_reserved"] + refund_amount
-            await payments.update(conn, payment_id, {"amount_refund_reserved": reserved, "updated_at": now})
+            await payments.update(conn, p, {"amount_refund_reserved": reserved, "updated_at": now})
             await refunds.insert(conn, {
                 "id": refund_id, "merchant_id": who.merchant_id, "payment_id": payment_id, "amount": refund_amount,
                 "currency": p["currency"], "status": "pending", "reason": reason, "metadata": metadata,
@@ -59,7 +59,7 @@ async def create(
 
     result = await gw.bank.refund(key=op_id, reference=payment_id, amount=refund_amount)
     crashpoints.reach("after_bank_refund")
-    async with transaction(gw.pool) as conn:
+    async with pipelined(gw.pool) as conn:
         await settle(conn, gw, op_id, result.outcome, result.failure_code, utcnow())
         r = await refunds.get(conn, who.merchant_id, refund_id)
         assert r is not None

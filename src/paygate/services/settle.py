@@ -46,7 +46,7 @@ async def move(conn: Conn, p: Row, target: Status, now: datetime, **fields: Any)
     history = list(p["status_history"])
     if target is not current:
         history.append({"status": target.value, "at": views.ts(now)})
-    row = await payments.update(conn, p["id"], {"status": target.value, "status_history": history,
+    row = await payments.update(conn, p, {"status": target.value, "status_history": history,
                                                 "updated_at": now, **fields})
     event_type = event_for(target, method_type=row["method_type"]) if target is not current else None
     if event_type:
@@ -125,7 +125,7 @@ async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: st
         r = await refunds.update(conn, r["id"], {"status": "succeeded", "updated_at": now})
         await emit(conn, p["merchant_id"], "refund.succeeded", views.refund(r), now)
     else:
-        p = await payments.update(conn, p["id"], {"amount_refund_reserved": reserved, "updated_at": now})
+        p = await payments.update(conn, p, {"amount_refund_reserved": reserved, "updated_at": now})
         r = await refunds.update(conn, r["id"], {"status": "failed", "failure_code": failure_code or "processing_error",
                                                  "updated_at": now})
         await emit(conn, p["merchant_id"], "refund.failed", views.refund(r), now)

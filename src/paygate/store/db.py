@@ -44,6 +44,15 @@ async def transaction(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
         yield conn
 
 
+@asynccontextmanager
+async def pipelined(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
+    """A transaction in pipeline mode: statements whose results nobody reads are sent together with the
+    COMMIT, so a phase costs a round trip per result it reads rather than per statement. Errors of the
+    queued statements surface at the commit (or the next read), and roll the whole transaction back."""
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        yield conn
+
+
 async def fetch_one(conn: Conn, sql: str, params: Any = None) -> Row | None:
     cur = await conn.execute(sql.encode(), params)
     return await cur.fetchone()

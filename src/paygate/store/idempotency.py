@@ -7,17 +7,39 @@ from datetime import datetime
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 
-async def try_insert(
-    conn: Conn, *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, lock_s: float
-) -> bool:
-    row = await fetch_one(
-        conn,
-        "INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, locked_until) "
-        "VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
-        "ON CONFLICT (merchant_id, key) DO NOTHING RETURNING 1 AS inserted",
-        (merchant_id, key, method, path, fingerprint, lock_s),
+async def get(conn: Conn, merchant_id: str, key: str) -> Row | None:
+    return await fetch_one(
+        conn, "SELECT * FROM idempotency_keys WHERE merchant_id = %s AND key = %s", (merchant_id, key)
     )
-    return row is not None
+
+
+async def insert(
+    conn: Conn, *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, lock_s: float,
+    recovery_point: str, resource_id: str | None, response: tuple[int, bytes] | None = None,
+) -> None:
+    """A key's first row, written by the first phase of its request. A duplicate key fails on the primary
+    key when the phase commits (no ON CONFLICT: nobody waits for this statement's result)."""
+    status, body = response if response is not None else (None, None)
+    await conn.execute(
+        "INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, locked_until, recovery_point, "
+        "resource_id, response_status, response_body) VALUES (%s, %s, %s, %s, %s, "
+        "CASE WHEN %s::int IS NULL THEN now() + make_interval(secs => %s) END, %s, %s, %s, %s)",
+        (merchant_id, key, method, path, fingerprint, status, lock_s, recovery_point, resource_id, status, body),
+    )
+
+
+async def upsert_response(
+    conn: Conn, *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, status: int, body: bytes
+) -> None:
+    """Store an error outcome, whether or not the key's row exists yet."""
+    await conn.execute(
+        "INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, recovery_point, response_status, "
+        "response_body) VALUES (%s, %s, %s, %s, %s, 'finished', %s, %s) ON CONFLICT (merchant_id, key) DO UPDATE "
+        "SET response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body, "
+        "locked_until = NULL, recovery_point = 'finished', updated_at = now() "
+        "WHERE idempotency_keys.response_status IS NULL",
+        (merchant_id, key, method, path, fingerprint, status, body),
+    )
 
 
 async def lock_existing(conn: Conn, merchant_id: str, key: str) -> Row | None:

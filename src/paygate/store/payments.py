@@ -19,16 +19,20 @@ _COLUMNS = (
 )
 
 
+_DEFAULTS: dict[str, Any] = {
+    "amount_captured": 0, "amount_refunded": 0, "amount_refund_reserved": 0, "amount_fee": 0, "failure_code": None,
+    "failure_message": None, "authorization_expires_at": None,
+}
+
+
 async def insert(conn: Conn, values: dict[str, Any]) -> Row:
+    """Insert and return the row as stored, built here rather than read back (no round trip of its own in a
+    pipeline); `values` must hold every column of `_COLUMNS`."""
     cols = ", ".join(_COLUMNS)
     marks = ", ".join(["%s"] * len(_COLUMNS))
-    row = await fetch_one(
-        conn,
-        f"INSERT INTO payments ({cols}) VALUES ({marks}) RETURNING *",
-        [adapt(values.get(c)) for c in _COLUMNS],
-    )
-    assert row is not None
-    return row
+    await conn.execute(f"INSERT INTO payments ({cols}) VALUES ({marks})".encode(),
+                       [adapt(values.get(c)) for c in _COLUMNS])
+    return {**_DEFAULTS, **{c: values.get(c) for c in _COLUMNS}}
 
 
 async def get(conn: Conn, merchant_id: str, payment_id: str) -> Row | None:
@@ -43,11 +47,11 @@ async def lock(conn: Conn, payment_id: str, merchant_id: str | None = None) -> R
     )
 
 
-async def update(conn: Conn, payment_id: str, fields: dict[str, Any]) -> Row:
+async def update(conn: Conn, row: Row, fields: dict[str, Any]) -> Row:
+    """Update a locked payment and return its new state, merged here rather than read back."""
     cols, params = set_clause(fields, _UPDATABLE)
-    row = await fetch_one(conn, f"UPDATE payments SET {cols} WHERE id = %s RETURNING *", [*params, payment_id])
-    assert row is not None
-    return row
+    await conn.execute(f"UPDATE payments SET {cols} WHERE id = %s".encode(), [*params, row["id"]])
+    return {**row, **fields}
 
 
 async def page(

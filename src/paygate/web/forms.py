@@ -6,7 +6,6 @@ a double click or a browser re-POST captures or refunds once (the second submiss
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -15,10 +14,10 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 
 from paygate.domain.money import CURRENCY_EXPONENTS, MAX_AMOUNT
-from paygate.errors import InvalidRequest, PaygateError
+from paygate.errors import InvalidRequest
 from paygate.services import idempotency
 from paygate.services.gateway import Gateway, Outcome, Principal
-from paygate.services.idempotency import KeyHandle, Replay
+from paygate.services.idempotency import KeyHandle
 
 _IDEM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -60,20 +59,6 @@ async def run_idempotent(
     token = form.get("idem", "")
     key = f"dashboard-{token}" if _IDEM.match(token) else None
     fields = {k: v for k, v in form.items() if k not in ("csrf_token", "idem")}
-    begun = await idempotency.begin(gw.pool, merchant_id=who.merchant_id, key=key, method="POST", path=path,
-                                    body=fields, lock_s=gw.settings.idempotency_lock_s)
-    if isinstance(begun, Replay):
-        return begun.outcome
-    try:
-        return await run(begun)
-    except PaygateError as err:
-        if idempotency.is_stored_error(err):
-            await idempotency.store_error(gw.pool, begun, Outcome.of(err.status, err.body()))
-        else:
-            with contextlib.suppress(Exception):
-                await begun.release(gw.pool)
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await begun.release(gw.pool)
-        raise
+    outcome, _ = await idempotency.execute(gw.pool, merchant_id=who.merchant_id, key=key, method="POST", path=path,
+                                           body=fields, lock_s=gw.settings.idempotency_lock_s, run=run)
+    return outcome

@@ -11,11 +11,11 @@ from paygate.domain.payments import Status
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import move
 from paygate.store import bank_ops, payments
-from paygate.store.db import transaction
+from paygate.store.db import pipelined
 
 
 async def expire_once(gw: Gateway, limit: int = 100) -> int:
-    async with transaction(gw.pool) as conn:
+    async with pipelined(gw.pool) as conn:
         now = utcnow()
         due = await payments.expired_authorizations(conn, now, limit)
         for row in due:

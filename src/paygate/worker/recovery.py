@@ -18,7 +18,7 @@ from paygate.domain.retry import backoff
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_ops
-from paygate.store.db import Row, transaction
+from paygate.store.db import Row, pipelined
 
 log = structlog.get_logger("paygate.recovery")
 
@@ -38,7 +38,7 @@ async def _ask_bank(gw: Gateway, op: Row) -> BankResult:
 
 
 async def claim(gw: Gateway, limit: int) -> list[Row]:
-    async with transaction(gw.pool) as conn:
+    async with pipelined(gw.pool) as conn:
         now = utcnow()
         ops = await bank_ops.claim_due(conn, now, limit)
         for op in ops:
@@ -60,7 +60,7 @@ async def recover_once(gw: Gateway, limit: int = 50) -> int:
             continue
         if result.outcome not in ("succeeded", "failed"):
             continue
-        async with transaction(gw.pool) as conn:
+        async with pipelined(gw.pool) as conn:
             await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow())
         settled += 1
         log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], outcome=result.outcome)
