@@ -81,10 +81,3 @@ def install(app: FastAPI) -> None:
     async def _pool(_: Request, exc: PoolTimeout) -> Response:
         log.warning("database_unavailable", error="pool_timeout")
         return error(Unavailable())
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
-        if isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.CannotConnectNow):
-            return error(Unavailable())
-        log.exception("unhandled_error", error=type(exc).__name__)
-        return error(ApiError("internal_error", "Something went wrong on our side; it has been logged."))

@@ -7,15 +7,19 @@ import time
 from typing import Any
 
 import orjson
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paygate.api.metrics import LATENCY, REQUESTS
-from paygate.errors import InvalidRequest
+from paygate.errors import ApiError, InvalidRequest, PaygateError
 
 MAX_BODY = 1_048_576
 
 
-def _reply(err: InvalidRequest, request_id: bytes) -> tuple[Message, Message]:
+log = structlog.get_logger("paygate.api")
+
+
+def _reply(err: PaygateError, request_id: bytes) -> tuple[Message, Message]:
     body = orjson.dumps(err.body())
     start: Message = {
         "type": "http.response.start",
@@ -41,8 +45,12 @@ class Edge:
         started = time.perf_counter()
         method = scope["method"]
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 message["headers"] = [*message.get("headers", []), (b"request-id", request_id)]
                 REQUESTS.labels(method, str(message["status"])).inc()
                 LATENCY.labels(method).observe(time.perf_counter() - started)
@@ -65,10 +73,19 @@ class Edge:
                                    request_id)
                 return
             receive = _limited(receive)
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Our error handlers answer everything expected; this is a bug. Answer it here, so that even a
+            # 500 carries the Request-Id, and log it with that id (never the request body).
+            log.exception("unhandled_error", request_id=request_id.decode(), error=type(exc).__name__)
+            if not started_response:
+                await self._refuse(send, ApiError("internal_error",
+                                                  "Something went wrong on our side; it has been logged."),
+                                   request_id)
 
     @staticmethod
-    async def _refuse(send: Send, err: InvalidRequest, request_id: bytes) -> None:
+    async def _refuse(send: Send, err: PaygateError, request_id: bytes) -> None:
         start, body = _reply(err, request_id)
         await send(start)
         await send(body)
