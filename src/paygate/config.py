@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     bank_attempts: int = 3
     # How long an idempotency key stays locked by a running request before another request may
     # resume it. Longer than the slowest possible request (bank attempts x timeout + backoff).
-    idempotency_lock_s: float = 15.0
+    idempotency_lock_s: float = 30.0
     idempotency_retention_h: int = 24
     # Requests per second per merchant and API process (token bucket, burst = 2 s worth); 0 disables.
     rate_limit_per_s: float = 3000.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 from typing import Any
 
@@ -100,6 +101,15 @@ async def test_lower_case_currency_is_accepted(ctx: Any) -> None:
     assert r.status_code == 201 and r.json()["currency"] == "JPY"
 
 
+async def test_the_cardholder_name_is_accepted_and_kept_from_the_bank(ctx: Any) -> None:
+    api, _, _ = ctx
+    method = card()
+    method["card"]["name"] = "Ada Lovelace"
+    r = await api.pay(100, method=method)
+    assert r.status_code == 201 and r.json()["status"] == "captured", r.text
+    assert "Ada Lovelace" not in r.text
+
+
 async def test_body_limits_and_media_type(ctx: Any) -> None:
     api, _, _ = ctx
     big = await api.http.post("/v1/payments", content=b'{"a": "' + b"x" * 1_100_000 + b'"}',
@@ -108,6 +118,12 @@ async def test_body_limits_and_media_type(ctx: Any) -> None:
     form = await api.http.post("/v1/payments", content=b"amount=100", headers={
         "Content-Type": "application/x-www-form-urlencoded"})
     assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield b" " * 60_000  # 1.2 MB in chunks, with no Content-Length
+
+    chunked = await api.http.post("/v1/payments", content=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "request_too_large"
     broken = await api.http.post("/v1/payments", content=b"{not json", headers={"Content-Type": "application/json"})
     assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
     assert (await api.get("/v1/payments")).json()["data"] == []
@@ -128,7 +144,13 @@ async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: A
     stack = shared_stack
     api, _, _ = ctx
     await api.pay(100, method=card("4012888888881881", 1, 2031, "987"))
-    hook = (await api.post("/v1/webhook_endpoints", {"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]})).json()
+    hook_key = "hook-" + secrets.token_hex(6)
+    first = await api.post("/v1/webhook_endpoints", {"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]},
+                           key=hook_key)
+    replay = await api.post("/v1/webhook_endpoints", {"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]},
+                            key=hook_key)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.content == first.content
+    hook = first.json()
     secret = hook["secret"]
     assert secret.startswith("whsec_")
     assert "secret" not in (await api.get(f"/v1/webhook_endpoints/{hook['id']}")).json()

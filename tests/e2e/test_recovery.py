@@ -78,6 +78,8 @@ async def test_capture_and_refund_while_the_bank_is_away_finish_in_the_backgroun
         again = await api.post(f"/v1/payments/{auth['id']}/capture")
         assert again.status_code == 409 and again.json()["error"]["code"] == "payment_in_flight"
         assert "retry-after" in again.headers
+        early_refund = await api.post("/v1/refunds", {"payment_id": auth["id"]}, key="early-refund")
+        assert early_refund.status_code == 409 and early_refund.json()["error"]["code"] == "payment_in_flight"
         stack.procs["bank"].start()
 
         async def settled() -> bool:
@@ -90,6 +92,8 @@ async def test_capture_and_refund_while_the_bank_is_away_finish_in_the_backgroun
         assert p["amount_captured"] == 4000
         assert [h["status"] for h in p["status_history"]] == ["pending", "authorized", "capturing", "captured"]
         assert [o["type"] for o in await api.bank_ops(auth["id"])] == ["authorization", "capture"]
+        late = await api.post("/v1/refunds", {"payment_id": auth["id"], "amount": 100}, key="early-refund")
+        assert late.status_code == 201 and "idempotent-replayed" not in late.headers  # the 409 was not stored
         refunds = [o for o in await api.bank_ops(paid["id"]) if o["type"] == "refund"]
         assert [o["amount"] for o in refunds] == [1000]
         assert (await api.get(f"/v1/payments/{paid['id']}")).json()["amount_refunded"] == 1000

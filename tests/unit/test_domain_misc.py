@@ -12,11 +12,12 @@ def test_ids_are_prefixed_unique_and_time_sorted() -> None:
 
 
 def test_fingerprint_compares_parsed_json() -> None:
-    a = idempotency.fingerprint("POST", "/v1/payments", {"amount": 1, "currency": "USD"})
-    b = idempotency.fingerprint("POST", "/v1/payments", {"currency": "USD", "amount": 1})
-    c = idempotency.fingerprint("POST", "/v1/payments", {"currency": "USD", "amount": 2})
-    d = idempotency.fingerprint("POST", "/v1/refunds", {"currency": "USD", "amount": 1})
-    assert a == b and a != c and a != d
+    a = idempotency.fingerprint("POST", "/v1/payments", {"amount": 1, "currency": "USD"}, "k")
+    b = idempotency.fingerprint("POST", "/v1/payments", {"currency": "USD", "amount": 1}, "k")
+    c = idempotency.fingerprint("POST", "/v1/payments", {"currency": "USD", "amount": 2}, "k")
+    d = idempotency.fingerprint("POST", "/v1/refunds", {"currency": "USD", "amount": 1}, "k")
+    e = idempotency.fingerprint("POST", "/v1/payments", {"amount": 1, "currency": "USD"}, "other key")
+    assert a == b and a != c and a != d and a != e
 
 
 def test_key_validity() -> None:

@@ -66,6 +66,10 @@ def install(app: FastAPI) -> None:
             return error(NotFound("route"))
         if exc.status_code == 405:
             return error(InvalidRequest("method_not_allowed", "Method not allowed.", status=405))
+        if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
+            return error(InvalidRequest("request_too_large", "The request body exceeds 1 MB.", status=413))
+        if 400 <= exc.status_code < 500:
+            return error(InvalidRequest("parameter_invalid", str(exc.detail), status=exc.status_code))
         return error(ApiError("api_error", str(exc.detail), status=exc.status_code))
 
     @app.exception_handler(BodyTooLarge)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Any
 
 import orjson
@@ -14,7 +15,9 @@ def valid_key(key: str) -> bool:
     return 1 <= len(key) <= MAX_KEY_LENGTH and all(32 <= ord(c) < 127 for c in key)
 
 
-def fingerprint(method: str, path: str, body: Any) -> bytes:
-    """Compared as parsed JSON: key order and whitespace do not matter."""
+def fingerprint(method: str, path: str, body: Any, secret: str) -> bytes:
+    """Compared as parsed JSON: key order and whitespace do not matter. Keyed (HMAC), because a body may
+    hold a card number and CVC: an unkeyed hash of them could be brute-forced from what else is stored."""
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(method.upper().encode() + b" " + path.encode() + b"\n" + canonical).digest()
+    return hmac.new(secret.encode(), method.upper().encode() + b" " + path.encode() + b"\n" + canonical,
+                    hashlib.sha256).digest()

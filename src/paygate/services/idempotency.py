@@ -17,11 +17,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from paygate.config import get_settings
 from paygate.domain import idempotency as rules
 from paygate.errors import IdempotencyError, InvalidRequest, PaygateError
 from paygate.services.gateway import Outcome
 from paygate.store import idempotency as keys
 from paygate.store.db import Conn, Row, transaction
+from paygate.webhooks import signing
 
 # Errors that are outcomes of execution, so they are stored and replayed (API.md §4).
 _STORED_ERROR_STATUSES = frozenset({402, 404})
@@ -89,7 +91,7 @@ async def begin(
     if not rules.valid_key(key):
         raise InvalidRequest("parameter_invalid", "Idempotency-Key must be 1-255 printable ASCII characters.",
                              param="Idempotency-Key")
-    fp = rules.fingerprint(method, path, body)
+    fp = rules.fingerprint(method, path, body, get_settings().fingerprint_key)
     async with pool.connection() as conn:
         row = await keys.get(conn, merchant_id, key)
         if row is None:
@@ -128,12 +130,17 @@ async def _existing(
     return KeyHandle(merchant_id, key, row["recovery_point"], row["resource_id"])
 
 
-async def store_error(pool: AsyncConnectionPool[Conn], handle: KeyHandle, outcome: Outcome) -> None:
-    if handle.key is not None:
-        async with transaction(pool) as conn:
-            await keys.upsert_response(conn, merchant_id=handle.merchant_id, key=handle.key, method=handle.method,
-                                       path=handle.path, fingerprint=handle.fingerprint, status=outcome.status,
-                                       body=outcome.body)
+async def store_error(pool: AsyncConnectionPool[Conn], handle: KeyHandle, outcome: Outcome) -> bool:
+    """Record an error outcome on the key; False if a fresh key turned out to be another request's."""
+    if handle.key is None:
+        return True
+    async with transaction(pool) as conn:
+        if handle.fresh:
+            return await keys.insert_finished_if_absent(
+                conn, merchant_id=handle.merchant_id, key=handle.key, method=handle.method, path=handle.path,
+                fingerprint=handle.fingerprint, status=outcome.status, body=outcome.body)
+        await keys.store_response(conn, handle.merchant_id, handle.key, outcome.status, outcome.body)
+        return True
 
 
 def _lost_race(err: psycopg.errors.UniqueViolation) -> bool:
@@ -150,7 +157,8 @@ async def execute(
         begun = await begin(pool, merchant_id=merchant_id, key=key, method=method, path=path, body=body,
                             lock_s=lock_s)
         if isinstance(begun, Replay):
-            return begun.outcome, True
+            stored = begun.outcome
+            return Outcome(stored.status, signing.unseal(stored.body, get_settings().secret_key)), True
         try:
             return await run(begun), False
         except psycopg.errors.UniqueViolation as err:
@@ -159,7 +167,8 @@ async def execute(
             continue  # a duplicate got there first: the key exists now, so the next begin() says how
         except PaygateError as err:
             if is_stored_error(err):
-                await store_error(pool, begun, Outcome.of(err.status, err.body()))
+                if not await store_error(pool, begun, Outcome.of(err.status, err.body())):
+                    continue  # a duplicate holds the key: the next begin() answers for it (409 or replay)
             else:
                 await _release_quietly(pool, begun)
             raise

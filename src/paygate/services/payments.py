@@ -64,6 +64,14 @@ def _public_method(pm: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
     return {"type": "upi", "upi": {"vpa": pm["upi"]["vpa"]}}
 
 
+def _for_bank(pm: dict[str, Any]) -> dict[str, Any]:
+    """What the acquirer needs of a method, and nothing more (a card's `name` stays with us)."""
+    if pm["type"] == "card":
+        c = pm["card"]
+        return {"type": "card", "card": {k: c[k] for k in ("number", "exp_month", "exp_year", "cvc")}}
+    return {"type": "upi", "upi": {"vpa": pm["upi"]["vpa"]}}
+
+
 async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment) -> tuple[int, str, Row | None]:
     order = None
     if req.order_id is not None:
@@ -130,7 +138,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         op_id, amount, currency = op["id"], p0["amount"], p0["currency"]
 
     result = await gw.bank.authorize(
-        key=op_id, reference=payment_id, amount=amount, currency=currency, payment_method=pm,
+        key=op_id, reference=payment_id, amount=amount, currency=currency, payment_method=_for_bank(pm),
         capture=(req.capture_method == "automatic") or not is_card, callback_url=gw.callback_url,
     )
     crashpoints.reach("after_bank_authorize")

@@ -31,6 +31,9 @@ async def create(
             if p is None:
                 raise NotFound("payment", payment_id, param="payment_id")
             status = Status(p["status"])
+            if status in (Status.CAPTURING, Status.VOIDING):
+                raise InvalidState("payment_in_flight",
+                                   f"Payment {payment_id} has an operation in progress; retry shortly.", retry_after=1)
             if status not in REFUNDABLE and status is not Status.REFUNDED:  # refunded: nothing remains (below)
                 raise InvalidState("payment_not_refundable",
                                    f"Payment {payment_id} is {status.value}; only captured payments can be refunded.")

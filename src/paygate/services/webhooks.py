@@ -207,6 +207,13 @@ async def release(gw: Gateway, leases: list[tuple[str, datetime]]) -> int:
 
 # --- API use cases -------------------------------------------------------------------------------------
 
+def _sealed(outcome: Outcome, row: Row) -> Outcome:
+    """The response as stored for idempotent replay: the secret replaced by its seed, so the database
+    holds no usable secret; `signing.unseal` restores the exact bytes on replay."""
+    secret = signing.derive(row["secret"], get_settings().secret_key)
+    return Outcome(outcome.status, outcome.body.replace(secret.encode(), signing.sealed(row["secret"]).encode()))
+
+
 async def create_endpoint(
     gw: Gateway, who: Principal, *, url: str, enabled_events: list[str], description: str | None, key: KeyHandle
 ) -> Outcome:
@@ -217,7 +224,7 @@ async def create_endpoint(
             "description": description, "secret": signing.new_seed(), "created_at": now, "updated_at": now,
         })
         outcome = Outcome.of(201, endpoint_view(row, secret=True))
-        await key.finish(conn, outcome)
+        await key.finish(conn, _sealed(outcome, row))
     return outcome
 
 
@@ -271,7 +278,7 @@ async def rotate_secret(gw: Gateway, who: Principal, endpoint_id: str, key: KeyH
             "previous_secret_expires_at": now + PREVIOUS_SECRET_TTL, "updated_at": now,
         })
         outcome = Outcome.of(200, endpoint_view(row, secret=True))
-        await key.finish(conn, outcome)
+        await key.finish(conn, _sealed(outcome, row))
     return outcome
 
 
@@ -289,6 +296,8 @@ async def retry_delivery(
     """Manual retry: one extra attempt now, in this request; its outcome is the delivery's status."""
     leased = await _lease_for_manual(gw, who, delivery_id)
     try:
+        async with transaction(gw.pool) as conn:  # the key is taken before anything is sent
+            await key.checkpoint(conn, "retry_started", delivery_id)
         if leased["endpoint_deleted"]:
             raise InvalidState("endpoint_deleted", f"The delivery's endpoint {leased['endpoint_id']} was deleted.")
         if leased["endpoint_disabled"]:

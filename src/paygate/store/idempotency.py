@@ -28,18 +28,18 @@ async def insert(
     )
 
 
-async def upsert_response(
+async def insert_finished_if_absent(
     conn: Conn, *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, status: int, body: bytes
-) -> None:
-    """Store an error outcome, whether or not the key's row exists yet."""
-    await conn.execute(
+) -> bool:
+    """Store an outcome under a key nobody holds yet; False if another request took the key meanwhile."""
+    row = await fetch_one(
+        conn,
         "INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, recovery_point, response_status, "
-        "response_body) VALUES (%s, %s, %s, %s, %s, 'finished', %s, %s) ON CONFLICT (merchant_id, key) DO UPDATE "
-        "SET response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body, "
-        "locked_until = NULL, recovery_point = 'finished', updated_at = now() "
-        "WHERE idempotency_keys.response_status IS NULL",
+        "response_body) VALUES (%s, %s, %s, %s, %s, 'finished', %s, %s) ON CONFLICT (merchant_id, key) DO NOTHING "
+        "RETURNING 1 AS inserted",
         (merchant_id, key, method, path, fingerprint, status, body),
     )
+    return row is not None
 
 
 async def lock_existing(conn: Conn, merchant_id: str, key: str) -> Row | None:
@@ -70,7 +70,8 @@ async def checkpoint(conn: Conn, merchant_id: str, key: str, point: str, resourc
 async def store_response(conn: Conn, merchant_id: str, key: str, status: int, body: bytes) -> None:
     await conn.execute(
         "UPDATE idempotency_keys SET response_status = %s, response_body = %s, locked_until = NULL, "
-        "recovery_point = 'finished', updated_at = now() WHERE merchant_id = %s AND key = %s",
+        "recovery_point = 'finished', updated_at = now() WHERE merchant_id = %s AND key = %s "
+        "AND response_status IS NULL",  # the first final answer stands
         (status, body, merchant_id, key),
     )
 

@@ -34,6 +34,27 @@ def derive(seed: str, master_key: str) -> str:
     return PREFIX + base64.b64encode(mac).decode()
 
 
+_SEALED = "whsec_seed:"
+
+
+def sealed(seed: str) -> str:
+    """A stand-in for a secret inside a stored response: names the seed, useless without the key."""
+    return _SEALED + seed
+
+
+def unseal(body: bytes, master_key: str) -> bytes:
+    """A stored response with each sealed secret derived again: the bytes the client first received."""
+    if _SEALED.encode() not in body:
+        return body
+    text = body.decode()
+    out, rest = [], text
+    while (i := rest.find(_SEALED)) >= 0:
+        end = rest.index('"', i)
+        out += [rest[:i], derive(rest[i + len(_SEALED):end], master_key)]
+        rest = rest[end:]
+    return ("".join(out) + rest).encode()
+
+
 def key_of(secret: str) -> bytes:
     raw = secret.removeprefix(PREFIX)
     return base64.b64decode(raw + "=" * (-len(raw) % 4))
