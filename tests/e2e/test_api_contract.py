@@ -172,3 +172,15 @@ async def test_rate_limit_is_429_with_retry_after(make_stack: Any) -> None:
         assert err["type"] == "rate_limit_error" and int(limited[0].headers["retry-after"]) >= 1
         metrics = (await api.http.get("/metrics")).text
         assert 'paygate_http_requests_total{method="GET",status="429"}' in metrics
+
+
+async def test_bodies_on_parameterless_writes(ctx: Any) -> None:
+    api, _, _ = ctx
+    pid = (await api.pay(100, capture_method="manual")).json()["id"]
+    extra = await api.post(f"/v1/payments/{pid}/void", {"reason": "x"})
+    assert extra.status_code == 400 and extra.json()["error"]["param"] == "reason"
+    broken = await api.http.post(f"/v1/payments/{pid}/void", content=b"{nope",
+                                 headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
+    assert (await api.get(f"/v1/payments/{pid}")).json()["status"] == "authorized"
+    assert (await api.post(f"/v1/payments/{pid}/void", {})).json()["status"] == "voided"

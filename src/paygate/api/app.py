@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from paygate.api import (
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = KeyCache()
         rate = settings.rate_limit_per_s
         app.state.limiter = TokenBuckets(rate, 2 * rate) if rate > 0 else None
+        if settings.secret_key == "paygate-dev-secret-key" or settings.fingerprint_key == "paygate-dev-fingerprint-key":
+            structlog.get_logger("paygate.api").warning(
+                "development_keys_in_use", hint="set PAYGATE_SECRET_KEY and PAYGATE_FINGERPRINT_KEY in production")
         app.state.migration_versions = [int(name[:4]) for name in migrate.all_names("paygate.store.migrations")]
         try:
             yield

@@ -13,7 +13,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from paygate.api.responses import raw
-from paygate.errors import AuthenticationError, PermissionDenied, RateLimited
+from paygate.errors import AuthenticationError, InvalidRequest, PermissionDenied, RateLimited
 from paygate.services import idempotency
 from paygate.services.gateway import Gateway, Outcome, Principal
 from paygate.services.idempotency import KeyHandle
@@ -68,7 +68,12 @@ async def secret_key(request: Request) -> Principal:
 
 async def json_body(request: Request) -> Any:
     body = await request.body()
-    return orjson.loads(body) if body.strip() else {}
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("parameter_invalid", "The request body is not valid JSON.") from None
 
 
 async def idempotent(

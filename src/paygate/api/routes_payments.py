@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from paygate.api.deps import gateway, idempotent, principal, secret_key
+from paygate.api.deps import gateway, idempotent, json_body, principal, secret_key
 from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
 from paygate.api.schemas import Capture, CreatePayment, CreateRefund
@@ -70,9 +70,10 @@ async def capture_payment(request: Request, payment_id: str, who: Secret, body: 
 
 @router.post("/payments/{payment_id}/void", summary="Release an authorization's hold")
 async def void_payment(request: Request, payment_id: str, who: Secret) -> Response:
-    body = await request.body()
-    if body.strip() not in (b"", b"{}"):
-        raise InvalidRequest("parameter_unknown", "void takes no parameters.")
+    body = await json_body(request)
+    if body:
+        param = next(iter(body)) if isinstance(body, dict) else None
+        raise InvalidRequest("parameter_unknown", "void takes no parameters.", param=param)
     gw = gateway(request)
     return await idempotent(request, who, lambda key: payment_service.void(gw, who, payment_id, key))
 
