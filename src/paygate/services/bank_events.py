@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 import structlog
 
-from paygate.bank import signing
 from paygate.domain.payments import Status
 from paygate.errors import AuthenticationError, InvalidRequest
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_events, bank_ops, payments
 from paygate.store.db import Conn, Row
+from paygate.webhooks import standard as signing
 
 log = structlog.get_logger("paygate.bank_events")
 

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import secrets
 
+from paygate.webhooks.standard import sign
+
 PREFIX = "whsec_"
 SECRET_BYTES = 32
 
@@ -53,17 +55,6 @@ def unseal(body: bytes, master_key: str) -> bytes:
         out += [rest[:i], derive(rest[i + len(_SEALED):end], master_key)]
         rest = rest[end:]
     return ("".join(out) + rest).encode()
-
-
-def key_of(secret: str) -> bytes:
-    raw = secret.removeprefix(PREFIX)
-    return base64.b64decode(raw + "=" * (-len(raw) % 4))
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 over "{msg_id}.{timestamp}.{body}">`."""
-    mac = hmac.new(key_of(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
 
 
 def signature_header(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
