@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from paygate.store.db import Conn, Row, fetch_all, fetch_one
+from paygate.store.db import Conn, Row, fetch_one
 
 RECEIVED = "received"  # placeholder outcome, replaced before the receiving transaction commits
 
@@ -44,7 +44,3 @@ async def set_outcome(conn: Conn, event_id: str, outcome: str, detail: str | Non
 
 async def get(conn: Conn, event_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM bank_events WHERE id = %s", (event_id,))
-
-
-async def for_reference(conn: Conn, reference: str) -> list[Row]:
-    return await fetch_all(conn, "SELECT * FROM bank_events WHERE reference = %s ORDER BY received_at", (reference,))

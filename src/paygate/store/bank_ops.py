@@ -69,10 +69,3 @@ async def reschedule(conn: Conn, op_id: str, next_attempt_at: datetime) -> None:
         "UPDATE bank_operations SET attempts = attempts + 1, next_attempt_at = %s WHERE id = %s",
         (next_attempt_at, op_id),
     )
-
-
-async def count_pending(conn: Conn, merchant_id: str) -> int:
-    row = await fetch_one(
-        conn, "SELECT count(*) AS n FROM bank_operations WHERE merchant_id = %s AND status = 'pending'", (merchant_id,)
-    )
-    return int(row["n"]) if row else 0

@@ -51,10 +51,6 @@ async def page(
     return await fetch_all(conn, sql, params)
 
 
-async def for_object(conn: Conn, object_id: str) -> list[Row]:
-    return await fetch_all(conn, "SELECT * FROM events WHERE object_id = %s ORDER BY id", (object_id,))
-
-
 async def purge(conn: Conn, older_than: datetime, limit: int = 5000) -> int:
     """Old events go, with the delivery records that point at them."""
     await conn.execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 
 import psycopg
 
@@ -55,10 +54,6 @@ def pending(conninfo: str, schema: str, package: str) -> list[str]:
         if exists and exists[0]:
             done = {r[0] for r in conn.execute(f'SELECT version FROM "{schema}".schema_migrations')}
     return [name for version, name, _ in _files(package) if version not in done]
-
-
-def migration_dir(package: str) -> Path:
-    return Path(str(resources.files(package)))
 
 
 def all_names(package: str) -> list[str]:
