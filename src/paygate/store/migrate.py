@@ -46,15 +46,5 @@ def apply(conninfo: str, schema: str, package: str) -> list[str]:
     return applied
 
 
-def pending(conninfo: str, schema: str, package: str) -> list[str]:
-    """Names of migrations not yet applied (used by /readyz)."""
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=2) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".schema_migrations',)).fetchone()
-        done: set[int] = set()
-        if exists and exists[0]:
-            done = {r[0] for r in conn.execute(f'SELECT version FROM "{schema}".schema_migrations')}
-    return [name for version, name, _ in _files(package) if version not in done]
-
-
 def all_names(package: str) -> list[str]:
     return [name for _, name, _ in _files(package)]
