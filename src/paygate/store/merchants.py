@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paygate.store.db import Conn, Row, fetch_one
+from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 
 async def insert(conn: Conn, *, id: str, name: str, email: str, password_hash: str) -> None:
@@ -39,3 +39,13 @@ async def by_id(conn: Conn, merchant_id: str) -> Row | None:
 async def count(conn: Conn) -> int:
     row = await fetch_one(conn, "SELECT count(*) AS n FROM merchants")
     return int(row["n"]) if row else 0
+
+
+async def key_hints(conn: Conn, merchant_id: str) -> list[Row]:
+    """The merchant's live API keys as hints (`sk_test_…a1b2`): the keys themselves are not stored."""
+    return await fetch_all(
+        conn,
+        "SELECT kind, hint, created_at FROM api_keys WHERE merchant_id = %s AND revoked_at IS NULL "
+        "ORDER BY kind DESC, created_at",
+        (merchant_id,),
+    )

@@ -66,3 +66,8 @@ async def page(
 ) -> list[Row]:
     sql, params = Page(merchant_id).created(created_gte, created_lt).sql("orders", starting_after, limit)
     return await fetch_all(conn, sql, params)
+
+
+async def any_merchant(conn: Conn, order_id: str) -> Row | None:
+    """Any merchant's order: the hosted checkout is public and learns the merchant from the order."""
+    return await fetch_one(conn, "SELECT * FROM orders WHERE id = %s", (order_id,))

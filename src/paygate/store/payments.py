@@ -92,3 +92,13 @@ async def stats(conn: Conn, merchant_id: str) -> Row:
     )
     assert row is not None
     return row
+
+
+async def volume_by_currency(conn: Conn, merchant_id: str) -> list[Row]:
+    """Captured and refunded sums per currency: amounts of different currencies never add up."""
+    return await fetch_all(
+        conn,
+        "SELECT currency, sum(amount_captured) AS captured, sum(amount_refunded) AS refunded "
+        "FROM payments WHERE merchant_id = %s AND amount_captured > 0 GROUP BY currency ORDER BY currency",
+        (merchant_id,),
+    )

@@ -28,7 +28,7 @@ from paygate.domain.payments import Status
 from paygate.errors import NotFound
 from paygate.services import payments as payment_service
 from paygate.services.gateway import Principal
-from paygate.store import merchants, payments, sessions
+from paygate.store import merchants, orders, payments
 from paygate.store.db import Conn, Row
 from paygate.web.render import html, money
 
@@ -57,7 +57,7 @@ def _public(p: Row | None) -> dict[str, Any] | None:
 async def _order(conn: Conn, order_id: str) -> Row | None:
     if len(order_id) > 64:
         return None
-    return await sessions.order_by_id(conn, order_id)
+    return await orders.any_merchant(conn, order_id)
 
 
 async def _relevant_payment(conn: Conn, order: Row) -> Row | None:

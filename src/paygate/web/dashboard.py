@@ -27,7 +27,7 @@ from paygate.services import payments as payment_service
 from paygate.services import refunds as refund_service
 from paygate.services import webhooks as webhook_service
 from paygate.services.gateway import Outcome
-from paygate.store import payments, refunds, sessions
+from paygate.store import merchants, payments, refunds
 from paygate.store import webhooks as webhook_store
 from paygate.web import auth
 from paygate.web.forms import parse_amount, read_form, run_idempotent
@@ -94,6 +94,17 @@ def _not_found(session: auth.Session, what: str) -> Response:
 
 # --- home ----------------------------------------------------------------------------------------------
 
+async def _checked_form(request: Request) -> tuple[auth.Session, dict[str, str]] | Response:
+    """Every dashboard form POST: a live session and a valid CSRF token, else the answer to give instead."""
+    session = await auth.current(request)
+    if session is None:
+        return auth.to_login(request)
+    form = await read_form(request)
+    if not auth.csrf_ok(request, session, form):
+        return auth.forbidden()
+    return session, form
+
+
 @router.get("/dashboard")
 async def home(request: Request, error: str | None = None) -> Response:
     session = await auth.current(request)
@@ -101,8 +112,8 @@ async def home(request: Request, error: str | None = None) -> Response:
         return auth.to_login(request)
     async with gateway(request).pool.connection() as conn:
         stats = await payments.stats(conn, session.merchant_id)
-        volume = await sessions.volume_by_currency(conn, session.merchant_id)
-        keys = await sessions.key_hints(conn, session.merchant_id)
+        volume = await payments.volume_by_currency(conn, session.merchant_id)
+        keys = await merchants.key_hints(conn, session.merchant_id)
         recent = await payments.page(conn, session.merchant_id, limit=5)
     decided = int(stats["succeeded"]) + int(stats["failed"])
     rate = f"{100 * int(stats['succeeded']) / decided:.1f}%" if decided else "—"
@@ -115,12 +126,10 @@ async def home(request: Request, error: str | None = None) -> Response:
 @router.post("/dashboard/orders")
 async def create_test_order(request: Request) -> Response:
     """A test order from the home page, to try the hosted checkout (answered by a redirect to it)."""
-    session = await auth.current(request)
-    if session is None:
-        return auth.to_login(request)
-    form = await read_form(request)
-    if not auth.csrf_ok(request, session, form):
-        return auth.forbidden()
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     currency = money_module.normalize_currency(form.get("currency", "USD")) or "USD"
     try:
         amount = parse_amount(form.get("amount", ""), currency)
@@ -193,12 +202,10 @@ async def payment_detail(request: Request, payment_id: str, done: str | None = N
 @router.post("/dashboard/payments/{payment_id}/{action}")
 async def payment_action(request: Request, payment_id: str, action: str) -> Response:
     """capture | void | refund, each through the API's own use case and idempotency rules."""
-    session = await auth.current(request)
-    if session is None:
-        return auth.to_login(request)
-    form = await read_form(request)
-    if not auth.csrf_ok(request, session, form):
-        return auth.forbidden()
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     if action not in ("capture", "void", "refund"):
         return _not_found(session, "action")
     gw = gateway(request)
@@ -267,12 +274,10 @@ async def webhooks_page(request: Request, done: str | None = None, error: str | 
 async def save_webhook(request: Request) -> Response:
     """Create an endpoint for every event type. Answered with the page itself (not a redirect): its
     signing secret is shown this once."""
-    session = await auth.current(request)
-    if session is None:
-        return auth.to_login(request)
-    form = await read_form(request)
-    if not auth.csrf_ok(request, session, form):
-        return auth.forbidden()
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     url = form.get("url", "").strip()
     if not _valid_url(url):
         return await _webhooks_page(request, session, status=400, error=_message("invalid_url"), url=url)
@@ -285,12 +290,10 @@ async def save_webhook(request: Request) -> Response:
 
 @router.post("/dashboard/webhooks/deliveries/{delivery_id}/retry")
 async def retry_delivery(request: Request, delivery_id: str) -> Response:
-    session = await auth.current(request)
-    if session is None:
-        return auth.to_login(request)
-    form = await read_form(request)
-    if not auth.csrf_ok(request, session, form):
-        return auth.forbidden()
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     gw = gateway(request)
     who = session.principal
     try:
