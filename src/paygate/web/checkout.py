@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
@@ -116,10 +116,10 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
     )
 
 
-@router.post("/checkout/{order_id}/pay", status_code=201)
+# The public limit as a dependency: it runs before the body is parsed, so malformed bodies count as well.
+@router.post("/checkout/{order_id}/pay", status_code=201, dependencies=[Depends(public_surface)])
 async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Response:
     """Pay the order as its merchant's publishable key would (same use case), with its own key namespace."""
-    public_surface(request)
     gw = gateway(request)
     async with gw.pool.connection() as conn:
         order = await _order(conn, order_id)
@@ -130,10 +130,9 @@ async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Re
     return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key), namespace="checkout")
 
 
-@router.get("/checkout/{order_id}/status")
+@router.get("/checkout/{order_id}/status", dependencies=[Depends(public_surface)])
 async def checkout_status(request: Request, order_id: str, payment_id: str | None = None) -> Response:
     """The order's status and one of its payments (the one being paid, else the relevant one)."""
-    public_surface(request)
     gw = gateway(request)
     async with gw.pool.connection() as conn:
         order = await _order(conn, order_id)
