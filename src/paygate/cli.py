@@ -64,7 +64,8 @@ def api(
     _require_db(get_settings())
     uvicorn.run("paygate.api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or _default_workers(), log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
+                proxy_headers=False)  # the client address is decided by PAYGATE_TRUSTED_PROXIES (http/clientaddr.py)
 
 
 @app.command()

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     idempotency_retention_h: int = 24
     # Requests per second per merchant and API process (token bucket, burst = 2 s worth); 0 disables.
     rate_limit_per_s: float = 3000.0
+    # The public surfaces (publishable keys, the hosted checkout) and failed authentications: requests per
+    # minute per client address and API process (a minute's worth at once, then the steady rate); 0 disables.
+    public_rate_limit_per_min: float = 60.0
+    # Failed payments an order accepts; then its payments are 429 too_many_attempts (card testing).
+    order_max_failed_payments: int = 10
+    # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed. Empty:
+    # the client address is the socket peer.
+    trusted_proxies: str = ""
     db_pool_min: int = 2
     db_pool_max: int = 16
     log_level: str = "info"

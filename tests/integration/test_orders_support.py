@@ -116,7 +116,7 @@ async def api(database_url: str) -> AsyncIterator[Api]:
     app = create_app(settings)
     bank_app = create_bank_app(database_url, settings)
     async with bank_app.router.lifespan_context(bank_app), app.router.lifespan_context(app):
-        gw: Gateway = app.state.gateway
+        gw: Gateway = app.state.context.gateway
         unused = gw.bank
         gw.bank = BankClient("http://bank.test", transport=httpx.ASGITransport(app=bank_app))
         try:

@@ -20,7 +20,9 @@ from paygate.api import (
 from paygate.api.middleware import Edge
 from paygate.bank.client import BankClient
 from paygate.config import Settings, get_settings
-from paygate.domain.ratelimit import TokenBuckets
+from paygate.domain.ratelimit import Limits
+from paygate.http.clientaddr import parse_trusted
+from paygate.http.context import AppContext
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.services.merchants import KeyCache
@@ -39,20 +41,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     conninfo = database_url(settings)
+    trusted_proxies = parse_trusted(settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = make_pool(conninfo, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await pool.open(wait=False)
         bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
-        app.state.gateway = Gateway(pool=pool, bank=bank, settings=settings)
-        app.state.keys = KeyCache()
-        rate = settings.rate_limit_per_s
-        app.state.limiter = TokenBuckets(rate, 2 * rate) if rate > 0 else None
+        app.state.context = AppContext(
+            gateway=Gateway(pool=pool, bank=bank, settings=settings), keys=KeyCache(),
+            limits=Limits(settings.rate_limit_per_s, settings.public_rate_limit_per_min),
+            trusted_proxies=trusted_proxies,
+            migration_versions=[int(name[:4]) for name in migrate.all_names("paygate.store.migrations")],
+        )
         if settings.secret_key == "paygate-dev-secret-key" or settings.fingerprint_key == "paygate-dev-fingerprint-key":
             structlog.get_logger("paygate.api").warning(
                 "development_keys_in_use", hint="set PAYGATE_SECRET_KEY and PAYGATE_FINGERPRINT_KEY in production")
-        app.state.migration_versions = [int(name[:4]) for name in migrate.all_names("paygate.store.migrations")]
         try:
             yield
         finally:
@@ -76,5 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_webhooks.router)
     app.include_router(routes_bank_events.router)
     app.include_router(web_routes.router)
-    app.add_middleware(Edge)
+    # Bodies that are not JSON: the dashboard's forms, and the bank's callbacks (verified over raw bytes).
+    app.add_middleware(Edge, form_prefixes=("/dashboard",), raw_body_paths=("/v1/bank/events",))
     return app

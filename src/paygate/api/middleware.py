@@ -33,8 +33,11 @@ def _reply(err: PaygateError, request_id: bytes) -> tuple[Message, Message]:
 class Edge:
     """Adds `Request-Id` to every response and refuses oversized or non-JSON bodies before routing."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, form_prefixes: tuple[str, ...] = (),
+                 raw_body_paths: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.form_prefixes = form_prefixes  # paths under these take bodies other than JSON
+        self.raw_body_paths = raw_body_paths  # and so do these exact paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,9 +68,9 @@ class Edge:
                 return
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             has_body = (length is not None and length not in (b"0", b"")) or b"transfer-encoding" in headers
-            is_callback = scope["path"] == "/v1/bank/events"
-            if has_body and ctype != b"application/json" and not scope["path"].startswith("/dashboard") \
-                    and not is_callback:
+            path = scope["path"]
+            if has_body and ctype != b"application/json" and not path.startswith(self.form_prefixes) \
+                    and path not in self.raw_body_paths:
                 await self._refuse(send, InvalidRequest("unsupported_media_type",
                                                         "Send request bodies as application/json.", status=415),
                                    request_id)

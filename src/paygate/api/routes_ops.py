@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from paygate.api.deps import gateway
 from paygate.api.responses import json
+from paygate.http.context import context
 
 router = APIRouter(tags=["operations"])
 
@@ -19,17 +20,17 @@ async def healthz() -> Response:
 
 @router.get("/readyz", summary="The database is reachable and migrated")
 async def readyz(request: Request) -> Response:
-    gw = gateway(request)
+    gw, versions = gateway(request), context(request).migration_versions
     try:
         async with gw.pool.connection(timeout=2.0) as conn:
             cur = await conn.execute(
                 "SELECT count(*) AS n FROM schema_migrations WHERE version = ANY(%s)",
-                (request.app.state.migration_versions,),
+                (versions,),
             )
             row = await cur.fetchone()
     except Exception:
         return json({"status": "unavailable", "database": "unreachable"}, 503, {"Retry-After": "1"})
-    if row is None or row["n"] != len(request.app.state.migration_versions):
+    if row is None or row["n"] != len(versions):
         return json({"status": "unavailable", "database": "migrations_pending"}, 503, {"Retry-After": "5"})
     return json({"status": "ready"})
 

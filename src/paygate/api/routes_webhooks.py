@@ -17,6 +17,7 @@ from paygate.errors import InvalidRequest
 from paygate.services import webhooks as service
 from paygate.services.gateway import Principal
 from paygate.store import webhooks as store
+from paygate.webhooks import signing
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 Secret = Annotated[Principal, Depends(secret_key)]
@@ -75,7 +76,8 @@ async def _no_body(request: Request, what: str) -> None:
 async def create_endpoint(request: Request, body: CreateEndpoint, who: Secret) -> Response:
     gw = gateway(request)
     return await idempotent(request, who, lambda key: service.create_endpoint(
-        gw, who, url=body.url, enabled_events=body.enabled_events, description=body.description, key=key))
+        gw, who, url=body.url, enabled_events=body.enabled_events, description=body.description, key=key),
+        restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))  # the secret is stored sealed
 
 
 @router.get("/webhook_endpoints", summary="List webhook endpoints, newest first")
@@ -117,7 +119,8 @@ async def delete_endpoint(request: Request, endpoint_id: str, who: Secret) -> Re
 async def rotate_secret(request: Request, endpoint_id: str, who: Secret) -> Response:
     await _no_body(request, "rotate_secret")
     gw = gateway(request)
-    return await idempotent(request, who, lambda key: service.rotate_secret(gw, who, endpoint_id, key))
+    return await idempotent(request, who, lambda key: service.rotate_secret(gw, who, endpoint_id, key),
+                            restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))
 
 
 @router.get("/webhook_deliveries", summary="List webhook deliveries, newest first")

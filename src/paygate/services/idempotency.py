@@ -4,6 +4,13 @@
 record a recovery point in the same transaction as each phase's effects (`checkpoint`) and store the
 final response in the same transaction as the outcome (`finish`), so a retry after a crash resumes at the
 last committed phase and never repeats a side effect.
+
+Keys are scoped by merchant and by who sent them (`Namespace`): a merchant's secret-key requests, its
+publishable key's, the hosted checkout's and the dashboard's keys can never collide, so whoever holds a
+public key or a checkout link cannot claim (or probe) the keys of the merchant's own server. Everything
+this module needs (the fingerprint key, the lease) is passed in; a use case whose response holds a secret
+stores a form of it without the secret (`KeyHandle.finish`) and the caller hands `execute` the way back
+(`restore`), so this module knows nothing of what a response means.
 """
 
 from __future__ import annotations
@@ -12,18 +19,27 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from paygate.config import get_settings
 from paygate.domain import idempotency as rules
 from paygate.errors import IdempotencyError, InvalidRequest, PaygateError
 from paygate.services.gateway import Outcome
 from paygate.store import idempotency as keys
 from paygate.store.db import Conn, Row, transaction
-from paygate.webhooks import signing
+
+Namespace = Literal["secret", "publishable", "checkout", "dashboard"]
+# Between a namespace and the client's key: outside the printable ASCII a key is made of, so no key a
+# client sends can spell another namespace's stored key. Secret-key requests keep the bare key.
+_SEPARATOR = "\u00a7"  # §
+
+
+def scoped_key(namespace: Namespace, key: str) -> str:
+    """The key as stored (and scoped by merchant): `key` for the secret key, `<namespace>§key` otherwise."""
+    return key if namespace == "secret" else f"{namespace}{_SEPARATOR}{key}"
+
 
 # Errors that are outcomes of execution, so they are stored and replayed (API.md §4).
 _STORED_ERROR_STATUSES = frozenset({402, 404})
@@ -83,15 +99,16 @@ class Replay:
 
 
 async def begin(
-    pool: AsyncConnectionPool[Conn], *, merchant_id: str, key: str | None, method: str, path: str, body: Any,
-    lock_s: float,
+    pool: AsyncConnectionPool[Conn], *, merchant_id: str, namespace: Namespace, key: str | None, method: str,
+    path: str, body: Any, lock_s: float, fingerprint_key: str,
 ) -> KeyHandle | Replay:
     if key is None:
         return KeyHandle(merchant_id, None)
     if not rules.valid_key(key):
         raise InvalidRequest("parameter_invalid", "Idempotency-Key must be 1-255 printable ASCII characters.",
                              param="Idempotency-Key")
-    fp = rules.fingerprint(method, path, body, get_settings().fingerprint_key)
+    key = scoped_key(namespace, key)
+    fp = rules.fingerprint(method, path, body, fingerprint_key)
     async with pool.connection() as conn:
         row = await keys.get(conn, merchant_id, key)
         if row is None:
@@ -148,17 +165,19 @@ def _lost_race(err: psycopg.errors.UniqueViolation) -> bool:
 
 
 async def execute(
-    pool: AsyncConnectionPool[Conn], *, merchant_id: str, key: str | None, method: str, path: str, body: Any,
-    lock_s: float, run: Callable[[KeyHandle], Awaitable[Outcome]],
+    pool: AsyncConnectionPool[Conn], *, merchant_id: str, namespace: Namespace, key: str | None, method: str,
+    path: str, body: Any, lock_s: float, fingerprint_key: str, run: Callable[[KeyHandle], Awaitable[Outcome]],
+    restore: Callable[[bytes], bytes] | None = None,
 ) -> tuple[Outcome, bool]:
     """Run a write under its Idempotency-Key: (the outcome, whether it is a replay). Errors propagate,
-    stored first when they are outcomes of execution (API.md §4)."""
+    stored first when they are outcomes of execution (API.md §4). A replay answers the stored body, passed
+    through `restore` when the use case stored another form of it than it answered."""
     for _ in range(3):
-        begun = await begin(pool, merchant_id=merchant_id, key=key, method=method, path=path, body=body,
-                            lock_s=lock_s)
+        begun = await begin(pool, merchant_id=merchant_id, namespace=namespace, key=key, method=method, path=path,
+                            body=body, lock_s=lock_s, fingerprint_key=fingerprint_key)
         if isinstance(begun, Replay):
             stored = begun.outcome
-            return Outcome(stored.status, signing.unseal(stored.body, get_settings().secret_key)), True
+            return Outcome(stored.status, restore(stored.body) if restore else stored.body), True
         try:
             return await run(begun), False
         except psycopg.errors.UniqueViolation as err:

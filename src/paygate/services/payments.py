@@ -18,7 +18,7 @@ from paygate.bank.client import BankResult
 from paygate.domain import cards, views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
-from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound
+from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound, RateLimited
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import FAILURE_MESSAGES, emit, fail, move, settle
@@ -72,15 +72,26 @@ def _for_bank(pm: dict[str, Any]) -> dict[str, Any]:
     return {"type": "upi", "upi": {"vpa": pm["upi"]["vpa"]}}
 
 
-async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment) -> tuple[int, str, Row | None]:
+def too_many_attempts(order_id: str) -> RateLimited:
+    """An order that has used up its failed payments (card testing: one order id must not be an unlimited
+    oracle for stolen cards). No Retry-After: waiting does not help, a new order does. Not stored under the
+    Idempotency-Key: like every 429 it is a refusal, made before anything is done (decision 0009)."""
+    return RateLimited("too_many_attempts", f"Order {order_id} has had too many failed payments and accepts no more; "
+                       "create a new order.")
+
+
+async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment, max_failed: int) -> tuple[int, str, Row | None]:
     order = None
     if req.order_id is not None:
-        # The order's row lock serialises its payments: at most one may be taking money at a time.
+        # The order's row lock serialises its payments: at most one may be taking money at a time, so the
+        # failures counted here cannot grow until this transaction ends.
         order = await orders.lock(conn, who.merchant_id, req.order_id)
         if order is None:
             raise NotFound("order", req.order_id, param="order_id")
         if order["status"] == "paid":
             raise InvalidState("order_already_paid", f"Order {order['id']} is already paid.")
+        if await orders.failed_payments(conn, order["id"]) >= max_failed:
+            raise too_many_attempts(order["id"])
         busy = await orders.payment_in_progress(conn, order["id"])
         if busy is not None:
             raise InvalidState("order_payment_in_progress",
@@ -105,7 +116,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         payment_id, op_id = new_id("pay"), new_id("bop")
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
         async with pipelined(gw.pool) as conn:
-            amount, currency, order = await _resolve_amount(conn, who, req)
+            amount, currency, order = await _resolve_amount(conn, who, req, gw.settings.order_max_failed_payments)
             p = await payments.insert(conn, {
                 "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
                 "currency": currency, "capture_method": req.capture_method if is_card else "automatic",

@@ -42,6 +42,12 @@ async def payment_in_progress(conn: Conn, order_id: str) -> str | None:
     return str(row["id"]) if row else None
 
 
+async def failed_payments(conn: Conn, order_id: str) -> int:
+    row = await fetch_one(conn, "SELECT count(*) AS n FROM payments WHERE order_id = %s AND status = 'failed'",
+                          (order_id,))
+    return int(row["n"]) if row else 0
+
+
 async def mark_attempted(conn: Conn, order_id: str, now: datetime) -> None:
     await conn.execute(
         "UPDATE orders SET status = 'attempted', updated_at = %s WHERE id = %s AND status = 'created'",

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from paygate.api.deps import gateway
+from paygate.http.context import gateway
 from paygate.services import merchants as merchant_service
 from paygate.services.gateway import Principal, utcnow
 from paygate.store import sessions

@@ -10,6 +10,10 @@ publishable key — exactly what a pk_test_ key could do through /v1 (read the o
 The order id is the capability, as with Stripe's checkout session URLs: whoever holds the link may pay
 the order and see whether it is paid, nothing more. When the SDK opens the page it passes its key, and
 the page refuses to open unless that key is a publishable key of the order's merchant.
+
+Anyone may call these routes, so each counts against its client address's public rate limit (API.md
+§19; the page answers 429 as a page, the JSON calls as the API would), and the checkout's Idempotency-Keys
+live in their own namespace: holding a link never lets anyone claim or probe the merchant's own keys.
 """
 
 from __future__ import annotations
@@ -17,15 +21,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from paygate.api.deps import gateway, idempotent
-from paygate.api.responses import json
 from paygate.api.schemas import PaymentMethod
 from paygate.domain.payments import Status
-from paygate.errors import NotFound
+from paygate.errors import NotFound, RateLimited
+from paygate.http.auth import lookup_key, public_surface
+from paygate.http.context import gateway
+from paygate.http.idempotency import idempotent
+from paygate.http.responses import json
 from paygate.services import payments as payment_service
 from paygate.services.gateway import Principal
 from paygate.store import merchants, orders, payments
@@ -73,6 +79,16 @@ async def _relevant_payment(conn: Conn, order: Row) -> Row | None:
 async def checkout_page(
     request: Request, order_id: str, key: str | None = None, embed: int = 0, origin: str | None = None,
 ) -> Response:
+    try:
+        public_surface(request)
+        return await _checkout_page(request, order_id, key, embed, origin)
+    except RateLimited as err:
+        return html("checkout_error.html", status=429, frame="anywhere", headers=err.headers(),
+                    title="Too many requests", message="Too many requests from your network. Wait a minute, "
+                                                       "then reload this page.")
+
+
+async def _checkout_page(request: Request, order_id: str, key: str | None, embed: int, origin: str | None) -> Response:
     gw = gateway(request)
     async with gw.pool.connection() as conn:
         order = await _order(conn, order_id)
@@ -82,7 +98,7 @@ async def checkout_page(
         merchant = await merchants.by_id(conn, order["merchant_id"])
         payment = await _relevant_payment(conn, order)
     if key is not None:
-        who = await request.app.state.keys.lookup(gw.pool, key)
+        who = await lookup_key(request, key)
         if who is None or who.kind != "publishable" or who.merchant_id != order["merchant_id"]:
             return html("checkout_error.html", status=403, frame="anywhere", title="Checkout unavailable",
                         message="This checkout cannot be opened with this key. "
@@ -100,9 +116,10 @@ async def checkout_page(
     )
 
 
-@router.post("/checkout/{order_id}/pay", status_code=201)
+# The public limit as a dependency: it runs before the body is parsed, so malformed bodies count as well.
+@router.post("/checkout/{order_id}/pay", status_code=201, dependencies=[Depends(public_surface)])
 async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Response:
-    """Pay the order as its merchant's publishable key would (same use case, same idempotency)."""
+    """Pay the order as its merchant's publishable key would (same use case), with its own key namespace."""
     gw = gateway(request)
     async with gw.pool.connection() as conn:
         order = await _order(conn, order_id)
@@ -110,10 +127,10 @@ async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Re
         raise NotFound("order", order_id)
     who = Principal(order["merchant_id"], "publishable")
     req = payment_service.NewPayment(payment_method=body.payment_method.as_dict(), order_id=order["id"])
-    return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key))
+    return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key), namespace="checkout")
 
 
-@router.get("/checkout/{order_id}/status")
+@router.get("/checkout/{order_id}/status", dependencies=[Depends(public_surface)])
 async def checkout_status(request: Request, order_id: str, payment_id: str | None = None) -> Response:
     """The order's status and one of its payments (the one being paid, else the relevant one)."""
     gw = gateway(request)

@@ -17,11 +17,11 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from paygate.api.deps import gateway
 from paygate.domain import money as money_module
 from paygate.domain import views
 from paygate.domain.payments import REFUNDABLE, Status
 from paygate.errors import InvalidRequest, PaygateError
+from paygate.http.context import gateway
 from paygate.services import orders as order_service
 from paygate.services import payments as payment_service
 from paygate.services import refunds as refund_service
@@ -32,6 +32,7 @@ from paygate.store import webhooks as webhook_store
 from paygate.web import auth
 from paygate.web.forms import parse_amount, read_form, run_idempotent
 from paygate.web.render import html, money
+from paygate.webhooks import signing
 
 router = APIRouter(include_in_schema=False)
 
@@ -284,7 +285,8 @@ async def save_webhook(request: Request) -> Response:
     gw = gateway(request)
     who = session.principal
     outcome = await run_idempotent(gw, who, request.url.path, form, lambda key: webhook_service.create_endpoint(
-        gw, who, url=url, enabled_events=["*"], description="Added in the dashboard", key=key))
+        gw, who, url=url, enabled_events=["*"], description="Added in the dashboard", key=key),
+        restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))  # the secret is stored sealed
     return await _webhooks_page(request, session, status=201, created=orjson.loads(outcome.body))
 
 

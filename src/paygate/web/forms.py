@@ -7,7 +7,6 @@ a double click or a browser re-POST captures or refunds once (the second submiss
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
@@ -15,9 +14,8 @@ from fastapi import Request
 
 from paygate.domain.money import CURRENCY_EXPONENTS, MAX_AMOUNT
 from paygate.errors import InvalidRequest
-from paygate.services import idempotency
+from paygate.http.idempotency import Restore, Run, execute
 from paygate.services.gateway import Gateway, Outcome, Principal
-from paygate.services.idempotency import KeyHandle
 
 _IDEM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -53,12 +51,12 @@ def parse_amount(text: str, currency: str) -> int | None:
 
 
 async def run_idempotent(
-    gw: Gateway, who: Principal, path: str, form: dict[str, str], run: Callable[[KeyHandle], Awaitable[Outcome]],
+    gw: Gateway, who: Principal, path: str, form: dict[str, str], run: Run, restore: Restore | None = None,
 ) -> Outcome:
-    """Like api.deps.idempotent, for a form: the same storage rules, keyed by the form's `idem` token."""
+    """A form's action under paygate.http's idempotency: keyed by the form's `idem` token (in the dashboard's
+    own namespace), the request named by its fields without the per-page tokens."""
     token = form.get("idem", "")
-    key = f"dashboard-{token}" if _IDEM.match(token) else None
     fields = {k: v for k, v in form.items() if k not in ("csrf_token", "idem")}
-    outcome, _ = await idempotency.execute(gw.pool, merchant_id=who.merchant_id, key=key, method="POST", path=path,
-                                           body=fields, lock_s=gw.settings.idempotency_lock_s, run=run)
+    outcome, _ = await execute(gw, who, namespace="dashboard", key=token if _IDEM.match(token) else None,
+                               method="POST", path=path, body=fields, run=run, restore=restore)
     return outcome
