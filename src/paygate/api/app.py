@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
         app.state.gateway = Gateway(pool=pool, bank=bank, settings=settings)
         app.state.keys = KeyCache()
+        app.state.keys.start(conninfo)  # LISTENs for rolled keys (services/merchants.py)
         rate = settings.rate_limit_per_s
         app.state.limiter = TokenBuckets(rate, 2 * rate) if rate > 0 else None
         if settings.secret_key == "paygate-dev-secret-key" or settings.fingerprint_key == "paygate-dev-fingerprint-key":
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.keys.aclose()
             await bank.aclose()
             await pool.close()
 
