@@ -27,9 +27,12 @@ T = TypeVar("T")
 def _with_pool(use: Callable[..., Awaitable[T]]) -> T:
     """Run one use case over a one-connection pool (a command is one short job)."""
     from paygate.errors import PaygateError
+    from paygate.logs import configure_logging
     from paygate.store.db import make_pool
 
-    url = get_settings().database_url
+    settings = get_settings()
+    configure_logging(settings.log_level)  # to stderr: stdout carries the keys (and only them, with --json)
+    url = settings.database_url
     if not url:
         typer.echo("PAYGATE_DATABASE_URL is not set (or use `paygate serve`, which starts its own).", err=True)
         raise typer.Exit(2)
