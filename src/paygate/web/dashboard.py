@@ -27,7 +27,7 @@ from paygate.services import orders as order_service
 from paygate.services import payments as payment_service
 from paygate.services import refunds as refund_service
 from paygate.services import webhooks as webhook_service
-from paygate.services.gateway import Outcome
+from paygate.services.gateway import Outcome, utcnow
 from paygate.store import merchants, payments, refunds
 from paygate.store import webhooks as webhook_store
 from paygate.web import auth
@@ -128,7 +128,8 @@ async def _home_page(request: Request, session: auth.Session, *, error: str | No
     return _page("dashboard/home.html", session, total=int(stats["total"]), totals=totals, rate=rate,
                  decided=decided, keys=keys, recent=[views.payment(p) for p in recent[:5]], nav="home",
                  error=error, idem=_new_idem(), currencies=sorted(money_module.CURRENCY_EXPONENTS),
-                 rolled=rolled, grace_choices=GRACE_CHOICES)
+                 rolled=rolled, grace_choices=GRACE_CHOICES,
+                 old_keys_stopped=bool(rolled and rolled.old_keys_expire_at and rolled.old_keys_expire_at <= utcnow()))
 
 
 # The credentials card's choices for how long the old keys keep working after a roll.
