@@ -168,6 +168,19 @@ async def test_a_roll_with_no_grace_is_refused_at_once_by_a_cache_that_had_the_k
     assert took is not None and took < 0.5
 
 
+async def test_a_spray_of_unknown_keys_does_not_flush_the_cached_live_keys(database_url: str) -> None:
+    pool = make_pool(database_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    made = await merchants.create(pool, name="Shop", email="spray@example.com", password=PASSWORD)
+    cache = merchants.KeyCache(max_size=3, unlistened_ttl_s=30.0)
+    assert await cache.lookup(pool, made.secret_key) is not None
+    for i in range(10):  # more unknown keys than the cache holds
+        assert await cache.lookup(pool, f"sk_test_random{i}") is None
+    await pool.close()  # from here on any query would fail: the answer must come from the cache
+    assert await cache.lookup(pool, made.secret_key) == Principal(made.merchant_id, "secret")
+    assert await cache.lookup(pool, "sk_test_random9") is None
+
+
 async def test_rolling_twice_never_lengthens_an_old_keys_life(pool: AsyncConnectionPool[Conn]) -> None:
     made = await merchants.create(pool, name="Shop", email="twice@example.com", password=PASSWORD)
     first = await merchants.roll_keys(pool, made.merchant_id, grace_s=60)

@@ -203,7 +203,9 @@ class KeyCache:
         self._max = max_size
         self._miss_ttl = miss_ttl_s
         self._unlistened_ttl = unlistened_ttl_s
-        self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+        # Unknown keys apart, so that a spray of random keys can fill and flush only its own table (audit 14)
+        self._misses: dict[bytes, float] = {}
         self._generation = 0
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
@@ -225,6 +227,7 @@ class KeyCache:
         """Drop every entry, and any lookup in flight that read the database before now."""
         self._generation += 1
         self._entries.clear()
+        self._misses.clear()
 
     async def _listen(self, conninfo: str) -> None:
         pause = 0.5
@@ -246,22 +249,27 @@ class KeyCache:
 
     async def lookup(self, pool: AsyncConnectionPool[Conn], key: str) -> Principal | None:
         h = hash_key(key)
-        hit = self._entries.get(h)
         now = time.monotonic()
+        hit = self._entries.get(h)
         if hit is not None and hit[0] > now:
             return hit[1]
+        missed = self._misses.get(h)
+        if missed is not None and missed > now:
+            return None
         generation = self._generation
         async with pool.connection() as conn:
             row = await merchants.by_key_hash(conn, h)
-        principal = Principal(row["merchant_id"], row["kind"]) if row else None
         if generation != self._generation:  # a roll was notified meanwhile: this answer may be stale
-            return principal
-        if principal is None:
-            life = self._miss_ttl
-        else:
-            life = self._ttl if self.listening.is_set() else self._unlistened_ttl
-            if row is not None and row["expires_in_s"] is not None:
-                life = min(life, float(row["expires_in_s"]))
+            return Principal(row["merchant_id"], row["kind"]) if row else None
+        if row is None:
+            if len(self._misses) >= self._max:
+                self._misses.clear()
+            self._misses[h] = now + self._miss_ttl
+            return None
+        principal = Principal(row["merchant_id"], row["kind"])
+        life = self._ttl if self.listening.is_set() else self._unlistened_ttl
+        if row["expires_in_s"] is not None:
+            life = min(life, float(row["expires_in_s"]))
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries[h] = (now + life, principal)

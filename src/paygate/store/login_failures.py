@@ -8,11 +8,15 @@ from datetime import datetime
 
 from paygate.store.db import Conn, fetch_all, fetch_one
 
+# The two-int advisory lock space does not overlap the one-bigint space other locks (migrations) use;
+# this first int names ours.
+_LOCK_CLASS = 0x6C6F_6769  # "logi"
+
 
 async def lock(conn: Conn, *hashes: bytes) -> None:
     """Serialise attempts on the same email or address until this transaction ends (sorted: no deadlock)."""
-    for key in sorted({int.from_bytes(h[:8], "big", signed=True) for h in hashes}):
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+    for key in sorted({int.from_bytes(h[:4], "big", signed=True) for h in hashes}):
+        await conn.execute("SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", (_LOCK_CLASS, key))
 
 
 async def now(conn: Conn) -> datetime:
