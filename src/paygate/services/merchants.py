@@ -31,7 +31,7 @@ log = structlog.get_logger("paygate.merchants")
 T = TypeVar("T")
 
 _hasher = PasswordHasher()
-# Argon2 (64 MiB, t=3) takes tens of milliseconds of CPU per login. It runs on this small pool of its
+# Argon2 (64 MiB, t=3) takes 50-250 ms of CPU per login (more on a busy machine). It runs on this small pool of its
 # own, never on the event loop nor on the default executor, which getaddrinfo (webhook and bank calls)
 # shares: a burst of logins then only queues behind itself. Two threads: 128 MiB at most, and the
 # machine's other core stays free for payments.
