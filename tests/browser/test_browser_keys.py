@@ -82,7 +82,8 @@ def test_the_roll_keys_form_refuses_a_missing_or_forged_csrf_token_and_a_foreign
         page: Page, context: BrowserContext, merchant: Merchant) -> None:
     login(page, merchant)
     action = f"{merchant.stack.api_url}/dashboard/keys/roll"
-    for form in ({"grace": "0"}, {"grace": "0", "csrf_token": "forged"}):
+    forms: list[dict[str, str | float | bool]] = [{"grace": "0"}, {"grace": "0", "csrf_token": "forged"}]
+    for form in forms:
         resp = context.request.post(action, form=form, max_redirects=0)
         assert resp.status == 403
     token = page.locator(f'{tid("roll-keys-form")} input[name="csrf_token"]').input_value()
