@@ -109,5 +109,5 @@ def merchant_roll_keys(
                  "publishable_key": keys.publishable_key}, as_json)
     if rolled.old_keys_expire_at is not None:
         ends = rolled.old_keys_expire_at.astimezone(UTC)
-        when = "now" if ends <= datetime.now(UTC) else ends.strftime("%Y-%m-%dT%H:%M:%SZ")
-        typer.echo(f"the previous keys stop working {'' if when == 'now' else 'at '}{when}", err=True)
+        typer.echo("the previous keys no longer work" if ends <= datetime.now(UTC) else
+                   f"the previous keys stop working at {ends:%Y-%m-%dT%H:%M:%SZ}", err=True)

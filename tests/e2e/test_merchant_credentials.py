@@ -103,6 +103,7 @@ def test_roll_keys_with_no_grace_refuses_the_old_keys_at_once_on_every_process(t
             assert _status(url, m["secret_key"]) == 200  # cached in both processes
     done = _roll(two_apis.stack, m["merchant_id"], "--grace", "0", "--json")
     assert done.returncode == 0, done.stderr
+    assert "the previous keys no longer work" in done.stderr
     keys = json.loads(done.stdout)
     for url in two_apis.urls:  # the very first request after the command, no waiting
         assert _status(url, m["secret_key"]) == 401
