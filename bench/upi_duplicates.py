@@ -56,7 +56,7 @@ async def _merchant(database_url: str) -> str:
     await pool.open()
     try:
         made = await merchants.create(pool, name="UPI duplicates bench",
-                                      email=f"bench-{secrets.token_hex(4)}@example.com", password="bench")
+                                      email=f"bench-{secrets.token_hex(4)}@example.com", password="bench-password")
     finally:
         await pool.close()
     return made.secret_key

@@ -14,7 +14,7 @@ Example (a fresh database, own ports, two worker processes):
     paygate migrate
     paygate bank --port 18787 & paygate api --port 18080 --workers 2 &
     paygate worker & paygate worker &
-    SK=$(paygate merchant create --name B --email b@example.com --password x --json | jq -r .secret_key)
+    SK=$(paygate merchant create --name B --email b@example.com --password bench-password --json | jq -r .secret_key)
     python bench/webhook_lag.py --api $PAYGATE_PUBLIC_URL --secret-key $SK --count 1000
 """
 

@@ -14,10 +14,10 @@ from typing import Annotated
 
 import typer
 
+from paygate.cli_merchant import merchant_app
 from paygate.config import Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
-merchant_app = typer.Typer(no_args_is_help=True, help="Manage merchants.")
 app.add_typer(merchant_app, name="merchant")
 
 DEMO_EMAIL = "demo@paygate.local"
@@ -91,28 +91,6 @@ def worker() -> None:
     from paygate.worker.main import run
 
     asyncio.run(run(get_settings()))
-
-
-@merchant_app.command("create")
-def merchant_create(
-    name: Annotated[str, typer.Option(help="Display name.")],
-    email: Annotated[str, typer.Option(help="Dashboard login.")],
-    password: Annotated[str, typer.Option(help="Dashboard password.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Create a merchant; prints its id and keys (shown only now)."""
-    from paygate.errors import PaygateError
-
-    try:
-        made = asyncio.run(_create_merchant(get_settings(), name, email, password))
-    except PaygateError as err:
-        typer.echo(f"error: {err.message}", err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(json.dumps(made))
-    else:
-        typer.echo(f"merchant_id:     {made['merchant_id']}\nsecret_key:      {made['secret_key']}\n"
-                   f"publishable_key: {made['publishable_key']}")
 
 
 async def _create_merchant(settings: Settings, name: str, email: str, password: str) -> dict[str, str]:

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # holds a usable secret. Set your own in production; changing it changes every endpoint's secret.
     secret_key: str = "paygate-dev-secret-key"
     auth_ttl: int = 604_800
+    # Dashboard logins: after this many failures within the window (per email, and per client address),
+    # every attempt is 429 until the oldest leaves the window; 0 disables (API.md §19).
+    login_max_failures: int = 5
+    login_window_s: int = 900
     webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
     fee_bps: int = 0
     fee_fixed: int = 0

@@ -47,7 +47,7 @@ class Api:
 
     async def merchant(self) -> Merchant:
         made = await merchants.create(self.gw.pool, name="Shop", email=f"m-{secrets.token_hex(4)}@example.com",
-                                      password="pw")
+                                      password="pw-long-enough")
         return Merchant(made.merchant_id, {"Authorization": f"Bearer {made.secret_key}"},
                         {"Authorization": f"Bearer {made.publishable_key}"})
 

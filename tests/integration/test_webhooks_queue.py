@@ -42,7 +42,7 @@ async def gw(database_url: str) -> AsyncIterator[Gateway]:
 
 @pytest.fixture
 async def who(gw: Gateway) -> Principal:
-    made = await merchants.create(gw.pool, name="M", email=f"{new_id('m')}@example.com", password="pw")
+    made = await merchants.create(gw.pool, name="M", email=f"{new_id('m')}@example.com", password="pw-long-enough")
     return Principal(made.merchant_id, "secret")
 
 

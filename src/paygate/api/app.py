@@ -48,8 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = make_pool(conninfo, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await pool.open(wait=False)
         bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
+        keys = KeyCache()
+        keys.start(conninfo)  # LISTENs for rolled keys (services/merchants.py)
         app.state.context = AppContext(
-            gateway=Gateway(pool=pool, bank=bank, settings=settings), keys=KeyCache(),
+            gateway=Gateway(pool=pool, bank=bank, settings=settings), keys=keys,
             limits=Limits(settings.rate_limit_per_s, settings.public_rate_limit_per_min),
             trusted_proxies=trusted_proxies,
             migration_versions=[int(name[:4]) for name in migrate.all_names("paygate.store.migrations")],
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await keys.aclose()
             await bank.aclose()
             await pool.close()
 

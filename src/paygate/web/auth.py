@@ -6,6 +6,8 @@
   login form, which has no session yet, uses a double-submit cookie instead. A POST whose `Origin` header
   names another site is refused as well (a second, independent check).
 - A new session id on every login (no fixation); logout deletes the row, so the cookie is dead at once.
+- Logins are throttled per email and per client address, in PostgreSQL so that every API process counts
+  the same failures (services/merchants.login): 429 with Retry-After, whatever the password.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from paygate.domain.login_throttle import LoginThrottle
+from paygate.errors import AuthenticationError, RateLimited
+from paygate.http.auth import address
 from paygate.http.context import gateway
 from paygate.services import merchants as merchant_service
 from paygate.services.gateway import Principal, utcnow
@@ -94,9 +99,21 @@ def forbidden() -> Response:
                 message="This form has expired or did not come from this dashboard. Go back, reload and try again.")
 
 
-def _login_page(request: Request, *, error: str | None = None, email: str = "", status: int = 200) -> Response:
+def _client(request: Request) -> str:
+    """The address the login throttle counts: the same one as every per-address limit (http/clientaddr.py)."""
+    return address(request)
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    settings = gateway(request).settings
+    return LoginThrottle(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
+
+
+def _login_page(request: Request, *, error: str | None = None, email: str = "", status: int = 200,
+                headers: dict[str, str] | None = None) -> Response:
     token = secrets.token_urlsafe(32)
-    response = html("dashboard/login.html", status=status, session=None, csrf_token=token, error=error, email=email)
+    response = html("dashboard/login.html", status=status, session=None, csrf_token=token, error=error, email=email,
+                    headers=headers)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path=LOGIN_PATH, httponly=True, samesite="lax",
                         secure=_secure(request))
     return response
@@ -118,10 +135,13 @@ async def login(request: Request) -> Response:
         return _login_page(request, error="The login form expired. Please try again.", status=403)
     email, password = form.get("email", "").strip(), form.get("password", "")
     gw = gateway(request)
-    merchant_id = None
-    if email and password and len(email) <= 320 and len(password) <= 1024:
-        merchant_id = await merchant_service.verify_password(gw.pool, email, password)
-    if merchant_id is None:  # one message for unknown email and wrong password: no account probing
+    try:
+        merchant_id = await merchant_service.login(gw.pool, email=email, password=password,
+                                                   client=_client(request), throttle=_throttle(request))
+    except RateLimited as err:  # the same for the right password: no oracle while throttled
+        return _login_page(request, error=err.message, email=email, status=429,
+                           headers={"Retry-After": str(err.retry_after)})
+    except AuthenticationError:  # one message for unknown email and wrong password: no account probing
         return _login_page(request, error="Email or password is incorrect.", email=email, status=401)
     token = secrets.token_urlsafe(32)
     now = utcnow()

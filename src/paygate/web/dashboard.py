@@ -1,5 +1,5 @@
-"""The merchant dashboard (API.md §11): home with stats and credentials, payments with their actions, and
-webhooks with their delivery log.
+"""The merchant dashboard (API.md §11): home with stats and credentials (keys can be rolled, §19), payments
+with their actions, and webhooks with their delivery log.
 
 Server-rendered; every action is a CSRF-checked form that runs the same use case as the API, for the
 session's merchant with secret-key rights, and answers with a redirect (post/redirect/get) carrying a
@@ -21,12 +21,13 @@ from paygate.domain import money as money_module
 from paygate.domain import views
 from paygate.domain.payments import REFUNDABLE, Status
 from paygate.errors import InvalidRequest, PaygateError
-from paygate.http.context import gateway
+from paygate.http.context import context, gateway
+from paygate.services import merchants as merchant_service
 from paygate.services import orders as order_service
 from paygate.services import payments as payment_service
 from paygate.services import refunds as refund_service
 from paygate.services import webhooks as webhook_service
-from paygate.services.gateway import Outcome
+from paygate.services.gateway import Outcome, utcnow
 from paygate.store import merchants, payments, refunds
 from paygate.store import webhooks as webhook_store
 from paygate.web import auth
@@ -62,6 +63,7 @@ MESSAGES = {
     "endpoint_deleted": "The endpoint was deleted.",
     "resource_missing": "Not found.",
     "invalid_url": "Enter an http:// or https:// URL.",
+    "grace_invalid": "Choose how long the current keys keep working.",
 }
 
 
@@ -111,6 +113,11 @@ async def home(request: Request, error: str | None = None) -> Response:
     session = await auth.current(request)
     if session is None:
         return auth.to_login(request)
+    return await _home_page(request, session, error=_message(error))
+
+
+async def _home_page(request: Request, session: auth.Session, *, error: str | None = None,
+                     rolled: merchant_service.RolledKeys | None = None) -> Response:
     async with gateway(request).pool.connection() as conn:
         stats = await payments.stats(conn, session.merchant_id)
         volume = await payments.volume_by_currency(conn, session.merchant_id)
@@ -121,7 +128,29 @@ async def home(request: Request, error: str | None = None) -> Response:
     totals = [money(int(v["captured"]), v["currency"]) for v in volume]
     return _page("dashboard/home.html", session, total=int(stats["total"]), totals=totals, rate=rate,
                  decided=decided, keys=keys, recent=[views.payment(p) for p in recent[:5]], nav="home",
-                 error=_message(error), idem=_new_idem(), currencies=sorted(money_module.CURRENCY_EXPONENTS))
+                 error=error, idem=_new_idem(), currencies=sorted(money_module.CURRENCY_EXPONENTS),
+                 rolled=rolled, grace_choices=GRACE_CHOICES,
+                 old_keys_stopped=bool(rolled and rolled.old_keys_expire_at and rolled.old_keys_expire_at <= utcnow()))
+
+
+# The credentials card's choices for how long the old keys keep working after a roll.
+GRACE_CHOICES = {0: "stop at once", 3600: "keep working for 1 hour", 86400: "keep working for 24 hours"}
+
+
+@router.post("/dashboard/keys/roll")
+async def roll_keys(request: Request) -> Response:
+    """New API keys (API.md §19), answered with the home page itself, not a redirect: the new keys are shown
+    this once. Not idempotent on purpose: a replay would have to store the new secret key to answer."""
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
+    grace = form.get("grace", "")
+    if not grace.isascii() or not grace.isdigit() or int(grace) not in GRACE_CHOICES:
+        return _back("/dashboard", error="grace_invalid")
+    rolled = await merchant_service.roll_keys(gateway(request).pool, session.merchant_id, int(grace))
+    context(request).keys.forget()  # this process at once; the others on the roll's NOTIFY
+    return await _home_page(request, session, rolled=rolled)
 
 
 @router.post("/dashboard/orders")
