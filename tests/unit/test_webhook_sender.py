@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -82,9 +83,36 @@ async def test_timeouts_and_refused_connections_are_failed_attempts() -> None:
         a = await s.send(URL, b"{}", {})
     assert not a.ok and a.response_status is None and a.error == "connection failed: connection refused"
 
-    async with Sender() as real:  # and over a real socket: nothing listens on port 9 (discard)
-        a = await real.send("http://127.0.0.1:9/", b"{}", {})
+    # and over a real socket: a port we hold bound but never listen on refuses for certain
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        async with Sender(allow_private=True) as real:
+            a = await real.send(f"http://127.0.0.1:{port}/", b"{}", {})
     assert not a.ok and a.error is not None and a.error.startswith("connection failed")
+
+
+async def test_a_receivers_control_characters_never_reach_the_attempt() -> None:
+    answer = b"bad\x00news\x01\x1b[31m\x7f\r\n\tend" + b"\xff\xfe"
+    transport = httpx.MockTransport(lambda _: httpx.Response(500, content=answer))
+    async with _sender(transport) as s:
+        a = await s.send(URL, b"{}", {})
+    assert a.response_body == "bad\ufffdnews\ufffd\ufffd[31m\ufffd\r\n\tend\ufffd\ufffd"
+    assert a.as_json()["response_body"] == a.response_body
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused \x00 by \u0085 peer" + "x" * 500, request=request)
+
+    async with _sender(httpx.MockTransport(refuse)) as s:
+        a = await s.send(URL, b"{}", {})
+    assert a.error is not None and "\x00" not in a.error and "\u0085" not in a.error and len(a.error) <= 250
+
+
+async def test_a_multibyte_character_cut_at_the_limit_is_dropped_not_garbled() -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=b"a" + "é".encode() * 1000))
+    async with _sender(transport) as s:
+        a = await s.send(URL, b"{}", {})
+    assert a.response_body == "a" + "é" * 511 and "\ufffd" not in a.response_body
 
 
 async def test_a_bad_url_is_a_failed_attempt() -> None:
