@@ -17,6 +17,7 @@ from paygate.bank.client import BankClient
 from paygate.config import Settings
 from paygate.domain.ids import new_id
 from paygate.domain.webhooks import Attempt
+from paygate.errors import InvalidRequest
 from paygate.services import merchants
 from paygate.services import webhook_endpoints as service
 from paygate.services.gateway import Gateway, Principal, utcnow
@@ -272,6 +273,91 @@ async def test_the_loop_wakes_on_notify_and_delivers_signed_events(gw: Gateway, 
         webhook = Webhook(ep["secret"])
         assert sorted(webhook.verify(r.body, r.headers)["id"] for r in receiver.got) == sorted(ids)
         await until_async(gw, who, lambda rows: all(r["status"] == "succeeded" for r in rows))
+    finally:
+        await receiver.stop()
+
+
+def strict(gw: Gateway, **changes: Any) -> Gateway:
+    """The same gateway with the destination check on (or other settings changed)."""
+    settings = gw.settings.model_copy(update={"webhook_allow_private": False, **changes})
+    return Gateway(pool=gw.pool, bank=gw.bank, settings=settings)
+
+
+async def test_a_nul_in_the_receivers_answer_is_recorded_counted_and_the_delivery_fails(
+    gw: Gateway, who: Principal
+) -> None:
+    body = b"oops\x00\x00 \x1b[31m\xff"
+    receiver = await HttpReceiver.start(
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+    fast = strict(gw, webhook_allow_private=True, webhook_retry_schedule="0,0.1,0.1")
+    try:
+        await endpoint(fast, who, url=receiver.url)
+        stop = asyncio.Event()
+        async with Sender(allow_private=True) as sender:
+            loop = DeliveryLoop(fast, sender, poll_s=0.2)
+            task = asyncio.create_task(loop.run(stop))
+            await emit(fast, who)
+            await until_async(fast, who, lambda rows: rows[0]["status"] == "failed")
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        (row,) = await deliveries(fast, who)
+        assert row["attempt_count"] == 3 and len(row["attempts"]) == 3 and len(receiver.got) == 3
+        for entry in row["attempts"]:
+            assert entry["response_status"] == 500 and entry["response_body"] == "oops\ufffd\ufffd \ufffd[31m\ufffd"
+    finally:
+        await receiver.stop()
+
+
+class Rebinding:
+    """A name that answers a public address first and a private one afterwards (DNS rebinding)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+async def test_a_rebinding_name_is_accepted_when_saved_and_refused_when_sent(gw: Gateway, who: Principal) -> None:
+    guarded = strict(gw)
+    resolver = Rebinding(["93.184.215.14"], ["10.0.0.7"])
+    url = await service.validate_url(guarded, "https://rebind.example/hook", resolver=resolver)
+    await endpoint(guarded, who, url=url)
+    await emit(guarded, who)
+    (leased,) = await claim(guarded)
+    async with Sender(resolver=resolver) as sender:  # the real guarded transport: refused before connecting
+        row = await attempts.deliver(guarded, sender, leased, [0, 1, 2])
+    assert resolver.asked == ["rebind.example", "rebind.example"]
+    assert row["status"] == "pending" and row["attempt_count"] == 1
+    (entry,) = row["attempts"]
+    assert entry["error"] == "destination_not_allowed" and entry["response_status"] is None
+    with pytest.raises(InvalidRequest) as refused:  # a PATCH to it now would be refused as well
+        await service.validate_url(guarded, url, resolver=resolver)
+    assert refused.value.param == "url" and refused.value.code == "parameter_invalid"
+
+
+async def test_a_manual_retry_from_the_api_is_guarded_too_through_the_real_resolver(
+    gw: Gateway, who: Principal
+) -> None:
+    receiver = await HttpReceiver.start()
+    try:
+        port = receiver.server.sockets[0].getsockname()[1]
+        url = f"http://localhost:{port}/hook"  # the system resolver says 127.0.0.1 (and maybe ::1)
+        assert await service.validate_url(gw, url) == url  # allowed where private destinations are
+        with pytest.raises(InvalidRequest):
+            await service.validate_url(strict(gw), url)
+        await endpoint(gw, who, url=url)
+        (event_id,) = await emit(gw, who)
+        (delivery,) = await deliveries(gw, who)
+        out = await service.retry_delivery(strict(gw), who, delivery["id"], KeyHandle(who.merchant_id, None))
+        row = orjson.loads(out.body)
+        assert row["status"] == "failed" and row["attempts"][0]["error"] == "destination_not_allowed"
+        assert receiver.got == []
+        out = await service.retry_delivery(gw, who, delivery["id"], KeyHandle(who.merchant_id, None))
+        assert orjson.loads(out.body)["status"] == "succeeded" and len(receiver.got) == 1
+        assert orjson.loads(receiver.got[0].body)["id"] == event_id
     finally:
         await receiver.stop()
 

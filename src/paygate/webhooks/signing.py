@@ -12,7 +12,7 @@ import secrets
 from paygate.domain.webhooks import derive
 from paygate.webhooks.standard import sign
 
-__all__ = ["derive", "headers", "new_secret", "new_seed", "sealed", "signature_header", "unseal"]
+__all__ = ["derive", "headers", "new_secret", "new_seed", "sealed", "sign", "signature_header", "unseal"]
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
