@@ -9,6 +9,7 @@ from email.utils import format_datetime
 
 import httpx
 
+from paygate.domain.webhooks import Attempt
 from paygate.webhooks.sender import BODY_LIMIT, Sender, parse_retry_after
 
 URL = "https://merchant.example/hooks"
@@ -119,3 +120,13 @@ async def test_a_bad_url_is_a_failed_attempt() -> None:
     async with Sender() as s:
         a = await s.send("http://[::1/", b"{}", {})
     assert not a.ok and a.error is not None
+
+
+def test_what_is_stored_is_always_printable_utf8() -> None:
+    nasty = "a\x00b\x1f\x7f\x85\ud800c\t\n\r" + "z" * 5000
+    a = Attempt(at=datetime(2030, 1, 1, tzinfo=UTC), response_status=500, duration_ms=1, error=nasty,
+                response_body=nasty)
+    stored = a.as_json()
+    for text in (stored["error"], stored["response_body"]):
+        assert text.startswith("a\ufffdb\ufffd\ufffd\ufffd\ufffdc\t\n\r") and text.encode("utf-8")
+    assert len(stored["error"]) == 200 and len(stored["response_body"]) <= BODY_LIMIT

@@ -41,11 +41,15 @@ def printable(text: str, limit: int) -> str:
     receiver must not be able to make an attempt unrecordable), at most `limit` characters.
 
     Tab, line feed and carriage return stay (a receiver's error page is text); every other C0/C1
-    control and DEL becomes U+FFFD, so the merchant sees that something was there.
+    control, DEL and a lone surrogate (not encodable as UTF-8) becomes U+FFFD, so the merchant sees that
+    something was there.
     """
-    out = "".join(c if c in "\t\n\r" or not (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) else "\ufffd"
-                  for c in text[:limit])
-    return out
+    return "".join("\ufffd" if _unprintable(c) else c for c in text[:limit])
+
+
+def _unprintable(c: str) -> bool:
+    code = ord(c)
+    return (code < 0x20 and c not in "\t\n\r") or 0x7F <= code < 0xA0 or 0xD800 <= code <= 0xDFFF
 
 
 def body_text(raw: bytes, limit: int = BODY_LIMIT) -> str:
