@@ -15,6 +15,7 @@ import httpcore
 import httpx
 import pytest
 
+from paygate.config import Settings
 from paygate.domain import destinations as rules
 from paygate.domain.webhooks import DESTINATION_NOT_ALLOWED
 from paygate.webhooks.destinations import GuardedTransport, check_url
@@ -168,3 +169,14 @@ def test_the_default_sender_is_guarded() -> None:
     transport = Sender()._http._transport
     assert isinstance(transport, GuardedTransport)
     assert isinstance(transport, httpx.AsyncHTTPTransport)
+
+
+def test_the_setting_reads_the_environment_and_an_explicit_value_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYGATE_WEBHOOK_ALLOW_PRIVATE", "true")
+    assert Settings().webhook_private_allowed is True
+    monkeypatch.setenv("PAYGATE_WEBHOOK_ALLOW_PRIVATE", "false")
+    assert Settings().webhook_private_allowed is False
+    monkeypatch.delenv("PAYGATE_WEBHOOK_ALLOW_PRIVATE")
+    unset = Settings()
+    assert unset.webhook_allow_private is None
+    assert unset.webhook_private_allowed is (getattr(unset, "env", "production") == "development")

@@ -84,8 +84,7 @@ async def list_endpoints(request: Request, who: Secret, params: Listing) -> Resp
         rows = await store.page_endpoints(conn, who.merchant_id, created_gte=params.created_gte,
                                           created_lt=params.created_lt, starting_after=params.starting_after,
                                           limit=params.limit)
-    gw = gateway(request)
-    return json(page(rows, params.limit, lambda row: service.endpoint_view(gw, row)))
+    return json(page(rows, params.limit, views.webhook_endpoint))
 
 
 @router.get("/webhook_endpoints/{endpoint_id}", summary="Retrieve a webhook endpoint")
