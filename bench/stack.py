@@ -177,6 +177,7 @@ class Stack:
             "PAYGATE_HOME": str(workdir / "home"), "PAYGATE_LOG_LEVEL": "warning",
             # one merchant sends everything: the per-merchant rate limit would measure itself, not paygate
             "PAYGATE_RATE_LIMIT_PER_S": "0",
+            "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",  # the bench's receiver listens on 127.0.0.1
         }
         if pool_max is not None:
             self.env["PAYGATE_DB_POOL_MAX"] = str(pool_max)

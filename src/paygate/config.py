@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_s: int = 900
     webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    # Webhooks to loopback, private, link-local or reserved addresses (API.md §19); unset follows the
+    # environment: allowed in development, refused in production. See `webhook_private_allowed`.
+    webhook_allow_private: bool | None = None
     fee_bps: int = 0
     fee_fixed: int = 0
     # Bank connector: per-attempt timeout and bounded in-request retries.
@@ -60,6 +63,13 @@ class Settings(BaseSettings):
     bank_duplicate_rate: float = 0.0
     bank_upi_delay_ms: str = "1000-3000"
     worker_poll_s: float = Field(default=1.0, description="polling fallback when no NOTIFY arrives")
+
+    @property
+    def webhook_private_allowed(self) -> bool:
+        """PAYGATE_WEBHOOK_ALLOW_PRIVATE if set, else whether this is a development environment."""
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return getattr(self, "env", "production") == "development"
 
 
 @lru_cache(maxsize=1)

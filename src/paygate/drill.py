@@ -194,6 +194,7 @@ class Drill:
             "PAYGATE_BANK_TIMEOUT_S": str(self.cfg.bank_timeout_s), "PAYGATE_IDEMPOTENCY_LOCK_S": "5",
             "PAYGATE_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,5", "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
             "PAYGATE_LOG_LEVEL": "warning", "PAYGATE_DB_POOL_MAX": "8",
+            "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",  # its receiver listens on 127.0.0.1
         })
         return env
 

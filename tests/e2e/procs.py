@@ -281,6 +281,8 @@ def start_stack(
         "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
         "PAYGATE_DB_POOL_MAX": "6",  # many stacks share one server's max_connections
         "PAYGATE_HOME": str(workdir / "home"),
+        # the tests' webhook receivers listen on 127.0.0.1 (tests of the refusal pass "false")
+        "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",
         **(env or {}),
     }
     stack = Stack(api_url=api_url, bank_url=bank_url, database_url=database_url, env=full_env, workdir=workdir)

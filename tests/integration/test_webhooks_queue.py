@@ -16,14 +16,17 @@ from standardwebhooks.webhooks import Webhook
 from paygate.bank.client import BankClient
 from paygate.config import Settings
 from paygate.domain.ids import new_id
+from paygate.domain.webhooks import Attempt
+from paygate.errors import InvalidRequest
 from paygate.services import merchants
-from paygate.services import webhooks as service
+from paygate.services import webhook_endpoints as service
 from paygate.services.gateway import Gateway, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.store import events, queue
 from paygate.store import webhooks as store
 from paygate.store.db import Row, make_pool, transaction
-from paygate.webhooks.sender import Attempt, Sender
+from paygate.webhooks.sender import Sender
+from paygate.worker import attempts
 from paygate.worker.deliveries import DeliveryLoop
 
 
@@ -32,7 +35,9 @@ async def gw(database_url: str) -> AsyncIterator[Gateway]:
     pool = make_pool(database_url, min_size=1, max_size=8)
     await pool.open(wait=True)
     bank = BankClient("http://127.0.0.1:9")  # never called here
-    settings = Settings(database_url=database_url, webhook_retry_schedule="0,1,2", worker_poll_s=30.0)
+    # receivers here listen on 127.0.0.1: private destinations are allowed explicitly
+    settings = Settings(database_url=database_url, webhook_retry_schedule="0,1,2", worker_poll_s=30.0,
+                        webhook_allow_private=True)
     try:
         yield Gateway(pool=pool, bank=bank, settings=settings)
     finally:
@@ -69,7 +74,7 @@ async def claim(gw: Gateway, *, now: datetime | None = None, limit: int = 100, p
                 in_flight: dict[str, int] | None = None, first_delay_s: float = 0.0) -> list[Row]:
     at = now or utcnow()
     async with transaction(gw.pool) as conn:
-        return await store.claim(conn, now=at, lease_until=at + service.LEASE, first_due=at - timedelta(
+        return await store.claim(conn, now=at, lease_until=at + attempts.LEASE, first_due=at - timedelta(
             seconds=first_delay_s), limit=limit, per_endpoint=per_endpoint, in_flight=in_flight or {}, scan=1000)
 
 
@@ -94,7 +99,7 @@ def attempt(status: int | None, retry_after_s: float | None = None) -> Attempt:
 async def record(gw: Gateway, leased: Row, result: Attempt, schedule: list[float] | None = None,
                  manual: bool = False) -> Row:
     async with transaction(gw.pool) as conn:
-        return await service.record_in(conn, leased, result, schedule or [0, 1, 2], manual=manual)
+        return await attempts.record_in(conn, leased, result, schedule or [0, 1, 2], manual=manual)
 
 
 async def test_emit_fans_out_to_subscribed_live_endpoints_only(gw: Gateway, who: Principal) -> None:
@@ -123,12 +128,12 @@ async def test_concurrent_claims_never_share_a_delivery_and_leases_expire(gw: Ga
     assert len(ids) == len(set(ids)) == 60
     assert await claim(gw) == []  # all leased
 
-    later = utcnow() + service.LEASE + timedelta(seconds=1)
+    later = utcnow() + attempts.LEASE + timedelta(seconds=1)
     again = await claim(gw, now=later)  # the leases of a worker that died have run out
     assert len(again) == 60
     row = again[0]
     assert row["ev_type"] == "payment.captured" and row["url"] == "http://127.0.0.1:9/x"
-    assert row["secret"] and not row["secret"].startswith("whsec_") and row["locked_until"] == later + service.LEASE
+    assert row["secret"] and not row["secret"].startswith("whsec_") and row["locked_until"] == later + attempts.LEASE
 
 
 async def test_a_first_delay_in_the_schedule_defers_the_first_attempt(gw: Gateway, who: Principal) -> None:
@@ -191,7 +196,7 @@ async def test_recording_follows_the_schedule(gw: Gateway, who: Principal) -> No
     # a manual retry is one more attempt whose outcome is the status, not counted in the schedule
     async with transaction(gw.pool) as conn:
         manual = await store.lease_one(conn, who.merchant_id, row["id"], now=utcnow(),
-                                       lease_until=utcnow() + service.LEASE)
+                                       lease_until=utcnow() + attempts.LEASE)
     assert manual is not None
     row = await record(gw, manual, attempt(200), manual=True)
     assert row["status"] == "succeeded" and row["attempt_count"] == 3 and len(row["attempts"]) == 4
@@ -226,24 +231,21 @@ async def test_an_attempt_under_a_lost_lease_is_history_only(gw: Gateway, who: P
     await endpoint(gw, who)
     await emit(gw, who)
     (first,) = await claim(gw)
-    (second,) = await claim(gw, now=utcnow() + service.LEASE + timedelta(seconds=1))  # first one's lease ran out
+    (second,) = await claim(gw, now=utcnow() + attempts.LEASE + timedelta(seconds=1))  # first one's lease ran out
     late = await record(gw, first, attempt(500))
     assert late["attempt_count"] == 0 and late["status"] == "pending" and late["locked_until"] is not None
     row = await record(gw, second, attempt(200))
     assert row["status"] == "succeeded" and row["attempt_count"] == 1 and len(row["attempts"]) == 2
 
 
-async def test_manual_retry_takes_over_a_dead_workers_lease(
-    gw: Gateway, who: Principal, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_manual_retry_takes_over_a_dead_workers_lease(gw: Gateway, who: Principal) -> None:
     receiver = await HttpReceiver.start()
     try:
         ep = await endpoint(gw, who, url=receiver.url)
         (event_id,) = await emit(gw, who)
         (leased,) = await claim(gw)  # a worker took it, then died
-        monkeypatch.setattr(service, "MANUAL_WAIT_S", 0.3)
         started = time.monotonic()
-        out = await service.retry_delivery(gw, who, leased["id"], KeyHandle(who.merchant_id, None))
+        out = await service.retry_delivery(gw, who, leased["id"], KeyHandle(who.merchant_id, None), wait_s=0.3)
         assert time.monotonic() - started >= 0.3
         row = orjson.loads(out.body)
         assert row["status"] == "succeeded" and len(row["attempts"]) == 1
@@ -257,7 +259,7 @@ async def test_the_loop_wakes_on_notify_and_delivers_signed_events(gw: Gateway, 
     try:
         ep = await endpoint(gw, who, url=receiver.url)
         stop = asyncio.Event()
-        async with Sender() as sender:
+        async with Sender(allow_private=True) as sender:
             loop = DeliveryLoop(gw, sender, poll_s=30.0)  # only NOTIFY can wake it in time
             task = asyncio.create_task(loop.run(stop))
             await asyncio.wait_for(loop.listening.wait(), 5)
@@ -271,6 +273,91 @@ async def test_the_loop_wakes_on_notify_and_delivers_signed_events(gw: Gateway, 
         webhook = Webhook(ep["secret"])
         assert sorted(webhook.verify(r.body, r.headers)["id"] for r in receiver.got) == sorted(ids)
         await until_async(gw, who, lambda rows: all(r["status"] == "succeeded" for r in rows))
+    finally:
+        await receiver.stop()
+
+
+def strict(gw: Gateway, **changes: Any) -> Gateway:
+    """The same gateway with the destination check on (or other settings changed)."""
+    settings = gw.settings.model_copy(update={"webhook_allow_private": False, **changes})
+    return Gateway(pool=gw.pool, bank=gw.bank, settings=settings)
+
+
+async def test_a_nul_in_the_receivers_answer_is_recorded_counted_and_the_delivery_fails(
+    gw: Gateway, who: Principal
+) -> None:
+    body = b"oops\x00\x00 \x1b[31m\xff"
+    receiver = await HttpReceiver.start(
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+    fast = strict(gw, webhook_allow_private=True, webhook_retry_schedule="0,0.1,0.1")
+    try:
+        await endpoint(fast, who, url=receiver.url)
+        stop = asyncio.Event()
+        async with Sender(allow_private=True) as sender:
+            loop = DeliveryLoop(fast, sender, poll_s=0.2)
+            task = asyncio.create_task(loop.run(stop))
+            await emit(fast, who)
+            await until_async(fast, who, lambda rows: rows[0]["status"] == "failed")
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        (row,) = await deliveries(fast, who)
+        assert row["attempt_count"] == 3 and len(row["attempts"]) == 3 and len(receiver.got) == 3
+        for entry in row["attempts"]:
+            assert entry["response_status"] == 500 and entry["response_body"] == "oops\ufffd\ufffd \ufffd[31m\ufffd"
+    finally:
+        await receiver.stop()
+
+
+class Rebinding:
+    """A name that answers a public address first and a private one afterwards (DNS rebinding)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+async def test_a_rebinding_name_is_accepted_when_saved_and_refused_when_sent(gw: Gateway, who: Principal) -> None:
+    guarded = strict(gw)
+    resolver = Rebinding(["93.184.215.14"], ["10.0.0.7"])
+    url = await service.validate_url(guarded, "https://rebind.example/hook", resolver=resolver)
+    await endpoint(guarded, who, url=url)
+    await emit(guarded, who)
+    (leased,) = await claim(guarded)
+    async with Sender(resolver=resolver) as sender:  # the real guarded transport: refused before connecting
+        row = await attempts.deliver(guarded, sender, leased, [0, 1, 2])
+    assert resolver.asked == ["rebind.example", "rebind.example"]
+    assert row["status"] == "pending" and row["attempt_count"] == 1
+    (entry,) = row["attempts"]
+    assert entry["error"] == "destination_not_allowed" and entry["response_status"] is None
+    with pytest.raises(InvalidRequest) as refused:  # a PATCH to it now would be refused as well
+        await service.validate_url(guarded, url, resolver=resolver)
+    assert refused.value.param == "url" and refused.value.code == "parameter_invalid"
+
+
+async def test_a_manual_retry_from_the_api_is_guarded_too_through_the_real_resolver(
+    gw: Gateway, who: Principal
+) -> None:
+    receiver = await HttpReceiver.start()
+    try:
+        port = receiver.server.sockets[0].getsockname()[1]
+        url = f"http://localhost:{port}/hook"  # the system resolver says 127.0.0.1 (and maybe ::1)
+        assert await service.validate_url(gw, url) == url  # allowed where private destinations are
+        with pytest.raises(InvalidRequest):
+            await service.validate_url(strict(gw), url)
+        await endpoint(gw, who, url=url)
+        (event_id,) = await emit(gw, who)
+        (delivery,) = await deliveries(gw, who)
+        out = await service.retry_delivery(strict(gw), who, delivery["id"], KeyHandle(who.merchant_id, None))
+        row = orjson.loads(out.body)
+        assert row["status"] == "failed" and row["attempts"][0]["error"] == "destination_not_allowed"
+        assert receiver.got == []
+        out = await service.retry_delivery(gw, who, delivery["id"], KeyHandle(who.merchant_id, None))
+        assert orjson.loads(out.body)["status"] == "succeeded" and len(receiver.got) == 1
+        assert orjson.loads(receiver.got[0].body)["id"] == event_id
     finally:
         await receiver.stop()
 
@@ -295,9 +382,12 @@ class Request:
     body: bytes
 
 
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
 @dataclass
 class HttpReceiver:
-    """Just enough HTTP/1.1 on 127.0.0.1 to take webhooks and answer 200 (keep-alive)."""
+    """Just enough HTTP/1.1 on 127.0.0.1 to take webhooks and answer 200 (keep-alive), or `answer`."""
 
     server: asyncio.Server
     got: list[Request] = field(default_factory=list)
@@ -308,7 +398,7 @@ class HttpReceiver:
         return f"http://127.0.0.1:{port}/hook"
 
     @classmethod
-    async def start(cls) -> HttpReceiver:
+    async def start(cls, answer: bytes = OK) -> HttpReceiver:
         holder: list[HttpReceiver] = []
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -319,7 +409,7 @@ class HttpReceiver:
                     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)}
                     body = await reader.readexactly(int(headers.get("content-length", "0")))
                     holder[0].got.append(Request(headers, body))
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    writer.write(answer)
                     await writer.drain()
             except (asyncio.IncompleteReadError, ConnectionError):
                 pass

@@ -8,11 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from paygate.api.routes_webhooks import CreateEndpoint, UpdateEndpoint
-from paygate.config import get_settings
 from paygate.domain.retry import parse_schedule
-from paygate.services.webhooks import EVENT_TYPES, decide, delivery_view, endpoint_view, signing_secrets
-from paygate.webhooks.sender import Attempt
-from paygate.webhooks.signing import derive
+from paygate.domain.views import webhook_delivery as delivery_view
+from paygate.domain.views import webhook_endpoint as endpoint_view
+from paygate.domain.webhooks import EVENT_TYPES, Attempt, decide, derive, signing_secrets
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 DEFAULT = parse_schedule("0,5,300,1800,7200,18000,36000,36000")
@@ -56,12 +55,13 @@ def test_retry_after_wins_only_when_longer() -> None:
 
 def test_the_previous_secret_signs_for_its_24_hours_only() -> None:
     row = {"secret": "seed-new", "previous_secret": "seed-old", "previous_secret_expires_at": NOW}
-    key = get_settings().secret_key
+    key = "a-key-of-this-gateway"
     new, old = derive("seed-new", key), derive("seed-old", key)
     assert new.startswith("whsec_") and new != old
-    assert signing_secrets(row, NOW - timedelta(seconds=1)) == [new, old]
-    assert signing_secrets(row, NOW) == [new]
-    assert signing_secrets({**row, "previous_secret": None}, NOW - timedelta(days=1)) == [new]
+    assert signing_secrets(row, NOW - timedelta(seconds=1), key) == [new, old]
+    assert signing_secrets(row, NOW, key) == [new]
+    assert signing_secrets({**row, "previous_secret": None}, NOW - timedelta(days=1), key) == [new]
+    assert signing_secrets(row, NOW, "another-key") == [derive("seed-new", "another-key")] != [new]
 
 
 def test_public_objects_have_the_contract_fields() -> None:
@@ -71,7 +71,7 @@ def test_public_objects_have_the_contract_fields() -> None:
     assert endpoint_view(ep) == {"id": "we_1", "object": "webhook_endpoint", "url": "https://x",
                                  "enabled_events": ["*"], "description": None, "disabled": False,
                                  "created_at": stamp, "updated_at": stamp}
-    assert endpoint_view(ep, secret=True)["secret"] == derive("seed-s", get_settings().secret_key)
+    assert endpoint_view(ep, secret="whsec_shown")["secret"] == "whsec_shown"
     d = {"id": "wd_1", "endpoint_id": "we_1", "event_id": "evt_1", "event_type": "order.paid", "status": "pending",
          "attempts": [], "next_attempt_at": NOW, "created_at": NOW, "locked_until": None, "attempt_count": 0}
     assert list(delivery_view(d)) == ["id", "object", "endpoint_id", "event_id", "event_type", "status", "attempts",

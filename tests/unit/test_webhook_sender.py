@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 
+from paygate.domain.webhooks import Attempt
 from paygate.webhooks.sender import BODY_LIMIT, Sender, parse_retry_after
 
 URL = "https://merchant.example/hooks"
@@ -82,12 +84,49 @@ async def test_timeouts_and_refused_connections_are_failed_attempts() -> None:
         a = await s.send(URL, b"{}", {})
     assert not a.ok and a.response_status is None and a.error == "connection failed: connection refused"
 
-    async with Sender() as real:  # and over a real socket: nothing listens on port 9 (discard)
-        a = await real.send("http://127.0.0.1:9/", b"{}", {})
+    # and over a real socket: a port we hold bound but never listen on refuses for certain
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        async with Sender(allow_private=True) as real:
+            a = await real.send(f"http://127.0.0.1:{port}/", b"{}", {})
     assert not a.ok and a.error is not None and a.error.startswith("connection failed")
+
+
+async def test_a_receivers_control_characters_never_reach_the_attempt() -> None:
+    answer = b"bad\x00news\x01\x1b[31m\x7f\r\n\tend" + b"\xff\xfe"
+    transport = httpx.MockTransport(lambda _: httpx.Response(500, content=answer))
+    async with _sender(transport) as s:
+        a = await s.send(URL, b"{}", {})
+    assert a.response_body == "bad\ufffdnews\ufffd\ufffd[31m\ufffd\r\n\tend\ufffd\ufffd"
+    assert a.as_json()["response_body"] == a.response_body
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused \x00 by \u0085 peer" + "x" * 500, request=request)
+
+    async with _sender(httpx.MockTransport(refuse)) as s:
+        a = await s.send(URL, b"{}", {})
+    assert a.error is not None and "\x00" not in a.error and "\u0085" not in a.error and len(a.error) <= 250
+
+
+async def test_a_multibyte_character_cut_at_the_limit_is_dropped_not_garbled() -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=b"a" + "é".encode() * 1000))
+    async with _sender(transport) as s:
+        a = await s.send(URL, b"{}", {})
+    assert a.response_body == "a" + "é" * 511 and "\ufffd" not in a.response_body
 
 
 async def test_a_bad_url_is_a_failed_attempt() -> None:
     async with Sender() as s:
         a = await s.send("http://[::1/", b"{}", {})
     assert not a.ok and a.error is not None
+
+
+def test_what_is_stored_is_always_printable_utf8() -> None:
+    nasty = "a\x00b\x1f\x7f\x85\ud800c\t\n\r" + "z" * 5000
+    a = Attempt(at=datetime(2030, 1, 1, tzinfo=UTC), response_status=500, duration_ms=1, error=nasty,
+                response_body=nasty)
+    stored = a.as_json()
+    for text in (stored["error"], stored["response_body"]):
+        assert text.startswith("a\ufffdb\ufffd\ufffd\ufffd\ufffdc\t\n\r") and text.encode("utf-8")
+    assert len(stored["error"]) == 200 and len(stored["response_body"]) <= BODY_LIMIT

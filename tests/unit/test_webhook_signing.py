@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from paygate.webhooks import signing
+from paygate.webhooks import signing, standard
 
 BODY = b'{"id":"evt_1","object":"event","type":"payment.captured"}'
 
@@ -47,3 +48,25 @@ def test_signature_matches_the_reference_implementation() -> None:
 
     expected = Webhook(secret).sign("evt_9", datetime.fromtimestamp(ts, UTC), BODY.decode())
     assert signing.sign(secret, "evt_9", ts, BODY) == expected
+
+
+# The test vector of the Standard Webhooks specification (and of the `standardwebhooks` package's own
+# tests); docs/decisions/0011-standard-webhooks-signer.md records why the gateway signs with its own code.
+SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SPEC_ID, SPEC_TS, SPEC_BODY = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}'
+SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_the_specifications_test_vector_is_what_we_and_the_package_compute() -> None:
+    ours = standard.sign(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY)
+    theirs = Webhook(SPEC_SECRET).sign(SPEC_ID, datetime.fromtimestamp(SPEC_TS, tz=UTC), SPEC_BODY)
+    assert ours == theirs == SPEC_SIGNATURE
+    assert standard.verify(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY, f"v1,bm90IGl0 {SPEC_SIGNATURE}", now=SPEC_TS)
+    assert not standard.verify(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY, SPEC_SIGNATURE, now=SPEC_TS + 301)
+
+
+@pytest.mark.parametrize("signature", ["v1,a,b", "v1", "", "v2,abc", "v1,!!!"])
+def test_malformed_signatures_are_a_plain_no_where_the_package_would_raise(signature: str) -> None:
+    now = int(time.time())
+    assert standard.verify(SPEC_SECRET, SPEC_ID, now, b"\xff not utf-8", signature, now=now) is False
+    assert standard.verify(SPEC_SECRET, SPEC_ID, now, SPEC_BODY, signature, now=now) is False

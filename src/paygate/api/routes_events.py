@@ -13,9 +13,9 @@ from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
 from paygate.domain import views
 from paygate.domain.retry import parse_schedule
+from paygate.domain.webhooks import EVENT_TYPES
 from paygate.errors import InvalidRequest, NotFound
 from paygate.services.gateway import Principal, utcnow
-from paygate.services.webhooks import EVENT_TYPES
 from paygate.store import events, ledger, queue
 
 router = APIRouter(prefix="/v1", tags=["events"])

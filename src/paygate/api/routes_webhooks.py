@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -13,8 +12,10 @@ from starlette.responses import Response
 from paygate.api.deps import gateway, idempotent, secret_key
 from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
+from paygate.domain import destinations, views
+from paygate.domain.webhooks import DELIVERY_STATUSES, EVENT_TYPES
 from paygate.errors import InvalidRequest
-from paygate.services import webhooks as service
+from paygate.services import webhook_endpoints as service
 from paygate.services.gateway import Principal
 from paygate.store import webhooks as store
 from paygate.webhooks import signing
@@ -25,13 +26,11 @@ Listing = Annotated[ListParams, Depends(list_params)]
 
 
 def _url(v: str) -> str:
-    parts = urlsplit(v)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise PydanticCustomError("parameter_invalid", "url must be an http or https URL with a host.")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise PydanticCustomError("parameter_invalid", "url has an invalid port.") from None
+    """The checks that need no lookup; where the host resolves to is judged in the handler
+    (`service.validate_url`, the validator the dashboard uses too)."""
+    problem = destinations.syntax_problem(v)
+    if problem is not None:
+        raise PydanticCustomError("parameter_invalid", problem)
     return v
 
 
@@ -41,7 +40,7 @@ def _events(v: list[str]) -> list[str]:
     unique = list(dict.fromkeys(v))
     if "*" in unique and len(unique) > 1:
         raise PydanticCustomError("parameter_invalid", '"*" already means every event type; send it alone.')
-    unknown = [t for t in unique if t != "*" and t not in service.EVENT_TYPES]
+    unknown = [t for t in unique if t != "*" and t not in EVENT_TYPES]
     if unknown:
         raise PydanticCustomError("parameter_invalid", f"Unknown event type: {unknown[0]}.")
     return unique
@@ -75,6 +74,7 @@ async def _no_body(request: Request, what: str) -> None:
 @router.post("/webhook_endpoints", status_code=201, summary="Create a webhook endpoint (the secret is shown once)")
 async def create_endpoint(request: Request, body: CreateEndpoint, who: Secret) -> Response:
     gw = gateway(request)
+    await service.validate_url(gw, body.url)
     return await idempotent(request, who, lambda key: service.create_endpoint(
         gw, who, url=body.url, enabled_events=body.enabled_events, description=body.description, key=key),
         restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))  # the secret is stored sealed
@@ -86,7 +86,7 @@ async def list_endpoints(request: Request, who: Secret, params: Listing) -> Resp
         rows = await store.page_endpoints(conn, who.merchant_id, created_gte=params.created_gte,
                                           created_lt=params.created_lt, starting_after=params.starting_after,
                                           limit=params.limit)
-    return json(page(rows, params.limit, service.endpoint_view))
+    return json(page(rows, params.limit, views.webhook_endpoint))
 
 
 @router.get("/webhook_endpoints/{endpoint_id}", summary="Retrieve a webhook endpoint")
@@ -104,6 +104,8 @@ async def update_endpoint(
             raise InvalidRequest("parameter_invalid", f"{name} may not be null.", param=name)
     changes = body.model_dump(include=body.model_fields_set)
     gw = gateway(request)
+    if body.url is not None:
+        await service.validate_url(gw, body.url)
     return await idempotent(request, who, lambda key: service.update_endpoint(gw, who, endpoint_id, changes, key))
 
 
@@ -128,14 +130,14 @@ async def list_deliveries(
     request: Request, who: Secret, params: Listing, endpoint_id: str | None = None, event_id: str | None = None,
     status: str | None = None,
 ) -> Response:
-    if status is not None and status not in service.DELIVERY_STATUSES:
+    if status is not None and status not in DELIVERY_STATUSES:
         raise InvalidRequest("parameter_invalid", f"Unknown status: {status}.", param="status")
     async with gateway(request).pool.connection() as conn:
         rows = await store.page_deliveries(
             conn, who.merchant_id, endpoint_id=endpoint_id, event_id=event_id, status=status,
             created_gte=params.created_gte, created_lt=params.created_lt, starting_after=params.starting_after,
             limit=params.limit)
-    return json(page(rows, params.limit, service.delivery_view))
+    return json(page(rows, params.limit, views.webhook_delivery))
 
 
 @router.get("/webhook_deliveries/{delivery_id}", summary="Retrieve a webhook delivery and its attempts")

@@ -107,3 +107,34 @@ def ledger_entry(row: Row) -> dict[str, Any]:
 
 def listing(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more}
+
+
+def webhook_endpoint(row: Row, *, secret: str | None = None) -> dict[str, Any]:
+    """An endpoint; `secret` (already derived by the caller, who holds the key) only when it is shown."""
+    obj: dict[str, Any] = {
+        "id": row["id"],
+        "object": "webhook_endpoint",
+        "url": row["url"],
+        "enabled_events": list(row["enabled_events"]),
+        "description": row["description"],
+        "disabled": row["disabled"],
+        "created_at": ts(row["created_at"]),
+        "updated_at": ts(row["updated_at"]),
+    }
+    if secret is not None:
+        obj["secret"] = secret
+    return obj
+
+
+def webhook_delivery(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "webhook_delivery",
+        "endpoint_id": row["endpoint_id"],
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": ts(row["next_attempt_at"]),
+        "created_at": ts(row["created_at"]),
+    }

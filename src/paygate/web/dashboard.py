@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -26,7 +26,7 @@ from paygate.services import merchants as merchant_service
 from paygate.services import orders as order_service
 from paygate.services import payments as payment_service
 from paygate.services import refunds as refund_service
-from paygate.services import webhooks as webhook_service
+from paygate.services import webhook_endpoints as webhook_service
 from paygate.services.gateway import Outcome, utcnow
 from paygate.store import merchants, payments, refunds
 from paygate.store import webhooks as webhook_store
@@ -62,7 +62,6 @@ MESSAGES = {
     "endpoint_disabled": "The endpoint is disabled; enable it first.",
     "endpoint_deleted": "The endpoint was deleted.",
     "resource_missing": "Not found.",
-    "invalid_url": "Enter an http:// or https:// URL.",
     "grace_invalid": "Choose how long the current keys keep working.",
 }
 
@@ -268,13 +267,13 @@ async def payment_action(request: Request, payment_id: str, action: str) -> Resp
 
 # --- webhooks ------------------------------------------------------------------------------------------
 
-def _valid_url(url: str) -> bool:
+async def _url_problem(request: Request, url: str) -> str | None:
+    """The API's validator (syntax, then where the host resolves to: API.md §19)."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and len(url) <= 2048
+        await webhook_service.validate_url(gateway(request), url)
+    except InvalidRequest as err:
+        return err.message
+    return None
 
 
 async def _webhooks_page(request: Request, session: auth.Session, *, status: int = 200,
@@ -284,9 +283,9 @@ async def _webhooks_page(request: Request, session: auth.Session, *, status: int
         endpoints = await webhook_store.page_endpoints(conn, session.merchant_id, limit=50)
         deliveries = await webhook_store.page_deliveries(conn, session.merchant_id, limit=PAGE_SIZE)
     return _page(
-        "dashboard/webhooks.html", session, status=status, endpoints=[webhook_service.endpoint_view(e)
+        "dashboard/webhooks.html", session, status=status, endpoints=[views.webhook_endpoint(e)
                                                                       for e in endpoints[:50]],
-        deliveries=[webhook_service.delivery_view(d) for d in deliveries[:PAGE_SIZE]], created=created,
+        deliveries=[views.webhook_delivery(d) for d in deliveries[:PAGE_SIZE]], created=created,
         notice=notice, error=error, url=url, idem=_new_idem(), retry_idem={d["id"]: _new_idem() for d in deliveries},
         nav="webhooks",
     )
@@ -309,8 +308,8 @@ async def save_webhook(request: Request) -> Response:
         return checked
     session, form = checked
     url = form.get("url", "").strip()
-    if not _valid_url(url):
-        return await _webhooks_page(request, session, status=400, error=_message("invalid_url"), url=url)
+    if (problem := await _url_problem(request, url)) is not None:
+        return await _webhooks_page(request, session, status=400, error=problem, url=url)
     gw = gateway(request)
     who = session.principal
     outcome = await run_idempotent(gw, who, request.url.path, form, lambda key: webhook_service.create_endpoint(

@@ -1,55 +1,29 @@
 """One HTTP attempt of a webhook delivery.
 
-All network I/O goes through an httpx transport, so unit tests swap in `httpx.MockTransport` and the
-rest of the delivery code never sees a socket. An attempt never raises for anything the receiver does:
-timeouts, refused connections and non-2xx answers all come back as an `Attempt` to be recorded.
+All network I/O goes through an httpx transport: by default a `GuardedTransport`, which refuses to
+connect anywhere but a public address (API.md §19); unit tests swap in `httpx.MockTransport`, or inject
+a resolver, and the rest of the delivery code never sees a socket. An attempt never raises for anything
+the receiver does: timeouts, refused connections, refused destinations and non-2xx answers all come
+back as an `Attempt` to be recorded, with texts that can always be stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
 
+from paygate.domain.webhooks import BODY_LIMIT, DESTINATION_NOT_ALLOWED, ERROR_LIMIT, Attempt, body_text, printable
+from paygate.webhooks.destinations import DestinationNotAllowed, GuardedTransport, Resolver, system_resolver
+
+__all__ = ["BODY_LIMIT", "Attempt", "Sender", "parse_retry_after"]
+
 TIMEOUT_S = 15.0
-BODY_LIMIT = 1024  # bytes of the receiver's answer kept per attempt, for the merchant's delivery log
 USER_AGENT = "paygate"
 RETRY_AFTER_CAP_S = 86_400.0  # a receiver may ask us to wait, not to wait forever
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What happened to one POST: the receiver's status (None if it never answered) and timings."""
-
-    at: datetime
-    response_status: int | None
-    duration_ms: int
-    error: str | None = None
-    response_body: str | None = None
-    retry_after_s: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.response_status is not None and 200 <= self.response_status < 300
-
-    @property
-    def gone(self) -> bool:
-        return self.response_status == 410
-
-    def as_json(self) -> dict[str, Any]:
-        """The attempt as stored and shown in the delivery object (API.md §8, plus `response_body`)."""
-        return {
-            "at": self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "response_status": self.response_status,
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-            "response_body": self.response_body,
-        }
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -85,16 +59,22 @@ class Sender:
         self,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        allow_private: bool = False,
+        resolver: Resolver = system_resolver,
         timeout_s: float = TIMEOUT_S,
         max_connections: int = 100,
     ) -> None:
+        """`transport` replaces the network entirely (tests); otherwise every connection goes through the
+        destination check, lifted by `allow_private` (PAYGATE_WEBHOOK_ALLOW_PRIVATE)."""
         self.timeout_s = timeout_s
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if transport is None:
+            transport = GuardedTransport(resolver=resolver, allow_private=allow_private, limits=limits)
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout_s,
             follow_redirects=False,  # a redirect is not a 2xx: the merchant should fix the URL
             trust_env=False,  # no proxy from the environment sees merchant payloads
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"user-agent": USER_AGENT},
         )
 
@@ -121,7 +101,11 @@ class Sender:
                 async with self._http.stream("POST", url, content=body, headers=request_headers) as response:
                     status = response.status_code
                     retry_after = response.headers.get("retry-after")
-                    snippet = await _read_prefix(response, BODY_LIMIT)
+                    snippet = await _read_prefix(response, BODY_LIMIT + 1)  # one more: was a character cut?
+        except DestinationNotAllowed:
+            # Refused before any byte was sent; the error says no more than that, so the delivery log
+            # cannot be used to map what the gateway's network holds.
+            error = DESTINATION_NOT_ALLOWED
         except (TimeoutError, httpx.TimeoutException):
             error = f"timeout: no complete answer within {self.timeout_s:g} s"
         except httpx.ConnectError as exc:
@@ -138,10 +122,10 @@ class Sender:
             response_status=status,
             duration_ms=duration_ms,
             error=error,
-            response_body=snippet.decode("utf-8", "ignore") if snippet is not None else None,
+            response_body=body_text(snippet) if snippet is not None else None,
             retry_after_s=parse_retry_after(retry_after, at) if status in (429, 503) else None,
         )
 
 
 def _short(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__)[:200]
+    return printable(str(exc) or type(exc).__name__, ERROR_LIMIT)

@@ -7,11 +7,12 @@ still holds the previous secret, or already holds the new one, accepts the same 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
 
+from paygate.domain.webhooks import derive
 from paygate.webhooks.standard import sign
+
+__all__ = ["derive", "headers", "new_secret", "new_seed", "sealed", "sign", "signature_header", "unseal"]
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -23,17 +24,8 @@ def new_secret() -> str:
 
 
 def new_seed() -> str:
-    """What the database keeps instead of an endpoint's secret (see `derive`)."""
+    """What the database keeps instead of an endpoint's secret (see `domain.webhooks.derive`)."""
     return secrets.token_urlsafe(SECRET_BYTES)
-
-
-def derive(seed: str, master_key: str) -> str:
-    """An endpoint's secret, derived from its stored seed and the server's key (`PAYGATE_SECRET_KEY`).
-
-    The database alone never yields a signing secret; the key lives only in the environment.
-    """
-    mac = hmac.new(master_key.encode(), b"webhook-secret\0" + seed.encode(), hashlib.sha256).digest()
-    return PREFIX + base64.b64encode(mac).decode()
 
 
 _SEALED = "whsec_seed:"

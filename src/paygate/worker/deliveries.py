@@ -18,11 +18,11 @@ import psycopg
 import structlog
 
 from paygate.domain.retry import parse_schedule
-from paygate.services import webhooks
 from paygate.services.gateway import Gateway, utcnow
 from paygate.store.db import Row
 from paygate.store.events import NOTIFY_CHANNEL
 from paygate.webhooks.sender import Sender
+from paygate.worker import attempts
 
 log = structlog.get_logger("paygate.deliveries")
 
@@ -90,7 +90,7 @@ class DeliveryLoop:
 
     async def fill(self, wanted: int) -> int:
         """Lease up to `wanted` due deliveries and start a task for each; returns how many."""
-        rows = await webhooks.claim(self.gw, limit=wanted, per_endpoint=self.per_endpoint,
+        rows = await attempts.claim(self.gw, limit=wanted, per_endpoint=self.per_endpoint,
                                     in_flight=dict(self._in_flight), schedule=self.schedule)
         for row in rows:
             held = _Held(row["id"], row["endpoint_id"], row["locked_until"])
@@ -102,7 +102,7 @@ class DeliveryLoop:
 
     async def _deliver(self, row: Row) -> None:
         try:
-            done = await webhooks.deliver(self.gw, self.sender, row, self.schedule)
+            done = await attempts.deliver(self.gw, self.sender, row, self.schedule)
         except Exception as exc:  # not recorded: the lease runs out and the delivery is sent again
             log.warning("delivery_record_failed", delivery=row["id"], error=type(exc).__name__, detail=str(exc)[:200])
             return
@@ -172,10 +172,10 @@ class DeliveryLoop:
         await asyncio.gather(*unfinished, return_exceptions=True)
         if unfinished:
             with contextlib.suppress(Exception):
-                await webhooks.release(self.gw, [(h.delivery_id, h.lease) for h in unfinished.values()])
+                await attempts.release(self.gw, [(h.delivery_id, h.lease) for h in unfinished.values()])
 
 
 async def run(gw: Gateway, stop: asyncio.Event) -> None:
     """`paygate worker`'s delivery loop, until `stop` is set."""
-    async with Sender() as sender:
+    async with attempts.sender_for(gw) as sender:
         await DeliveryLoop(gw, sender).run(stop)
