@@ -19,7 +19,7 @@ from paygate.api import (
 )
 from paygate.api.middleware import Edge
 from paygate.bank.client import BankClient
-from paygate.config import Settings, get_settings
+from paygate.config import GATEWAY_SECRETS, Settings, get_settings, secret_problems
 from paygate.domain.ratelimit import TokenBuckets
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
@@ -49,9 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = KeyCache()
         rate = settings.rate_limit_per_s
         app.state.limiter = TokenBuckets(rate, 2 * rate) if rate > 0 else None
-        if settings.secret_key == "paygate-dev-secret-key" or settings.fingerprint_key == "paygate-dev-fingerprint-key":
+        if weak := secret_problems(settings, GATEWAY_SECRETS):  # production refused to start on these (cli.py)
             structlog.get_logger("paygate.api").warning(
-                "development_keys_in_use", hint="set PAYGATE_SECRET_KEY and PAYGATE_FINGERPRINT_KEY in production")
+                "development_keys_in_use", problems=weak, hint="PAYGATE_ENV=production refuses to start with these")
         app.state.migration_versions = [int(name[:4]) for name in migrate.all_names("paygate.store.migrations")]
         try:
             yield
