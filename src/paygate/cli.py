@@ -169,7 +169,11 @@ def serve(
         try:
             # development unless told otherwise; with the generated secrets, production would start too
             env = {"PAYGATE_ENV": "development", **os.environ}
-            generated, created = serve_secrets.load_or_create(home, os.environ)
+            try:
+                generated, created = serve_secrets.load_or_create(home, os.environ)
+            except ValueError as exc:  # a damaged secrets.json: say so, never replace the keys silently
+                typer.echo(f"paygate: cannot read {home / serve_secrets.FILE_NAME}: {exc}", err=True)
+                raise typer.Exit(2) from None
             env.update(generated)
             if created:
                 typer.echo(f"generated {', '.join(created)} in {home / serve_secrets.FILE_NAME} (readable only by you)")
