@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,9 @@ class Drill:
         self.receiver = Receiver()
         self.procs: dict[str, Process] = {}
         self.kills: Counter[str] = Counter()
+        # work running in threads (starting, killing processes): waited for before the teardown, so that
+        # a cancelled drill never starts a process after it stopped them all
+        self.busy: set[asyncio.Future[None]] = set()
         self.stop_killing = asyncio.Event()
         self.secret_key = ""
 
@@ -257,9 +261,9 @@ class Drill:
                 return
             name = self.rng.choice(victims)
             p = self.procs[name]
-            await asyncio.to_thread(p.kill)
+            await self.in_thread(p.kill)
             self.kills[name] += 1
-            await asyncio.to_thread(p.start)
+            await self.in_thread(p.start)
 
     async def register_endpoint(self) -> None:
         auth = {"Authorization": f"Bearer {self.secret_key}"}
@@ -388,11 +392,19 @@ class Drill:
         }
         return counts, problems
 
+    async def in_thread(self, fn: Callable[[], None]) -> None:
+        """`fn` in a thread; if we are cancelled meanwhile, it still runs to its end (see `busy`)."""
+        fut = asyncio.ensure_future(asyncio.to_thread(fn))
+        self.busy.add(fut)
+        fut.add_done_callback(self.busy.discard)
+        await asyncio.shield(fut)
+
     async def run(self) -> int:
         started = time.monotonic()
         await self.receiver.start()
-        await asyncio.to_thread(self.setup)
+        killer: asyncio.Task[None] | None = None
         try:
+            await self.in_thread(self.setup)
             await self.register_endpoint()
             todo: asyncio.Queue[int] = asyncio.Queue()
             for i in range(self.cfg.payments):
@@ -403,7 +415,7 @@ class Drill:
             await killer
             for p in self.procs.values():
                 if not p.running:
-                    await asyncio.to_thread(p.restart)
+                    await self.in_thread(p.restart)
             load_s = time.monotonic() - started
             settled = await self.settle()
             counts, problems = await self.check()
@@ -420,6 +432,11 @@ class Drill:
             print("RESULT: " + ("PASS" if not problems else f"FAIL ({len(problems)} violations)"))
             return 0 if not problems else 1
         finally:
+            self.stop_killing.set()
+            if killer is not None and not killer.done():
+                killer.cancel()
+            if self.busy:
+                await asyncio.wait(list(self.busy))
             await self.receiver.stop()
             await asyncio.to_thread(self.teardown)
 
