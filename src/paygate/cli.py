@@ -288,4 +288,12 @@ def _source_checkout_module(relative: str) -> Any:
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # a PAYGATE_* variable with a value it cannot have: one line, exit 2
+        first = exc.errors()[0]
+        name = "PAYGATE_" + str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        typer.echo(f"paygate: {name}: {first['msg']}", err=True)
+        sys.exit(2)

@@ -84,3 +84,9 @@ def test_development_allows_the_shipped_defaults_with_a_warning(make_database: C
         api.stop()
     assert "development_keys_in_use" in api.log() and "PAYGATE_BANK_WEBHOOK_SECRET is not set" in api.log()
     assert api.returncode in STOPPED_CLEANLY and "SIGKILL" not in api.log()
+
+
+def test_an_unknown_environment_is_refused_with_one_line() -> None:
+    done = _run("api", {"PAYGATE_ENV": "prod"})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["paygate: PAYGATE_ENV: Input should be 'production' or 'development'"]
