@@ -3,7 +3,7 @@
 Every database is created fresh per run (`paygate_bench_<pid>_<hex>...`) and dropped at the end; a run that
 was killed leaves its databases behind, so a later run drops those whose process is gone (and only those:
 other databases on the server are never touched). Each process runs in its own session so that stopping it
-reaches uvicorn's worker processes too.
+reaches uvicorn's worker processes too (paygate/supervise.py, the supervisor `paygate serve` uses).
 """
 
 from __future__ import annotations
@@ -12,45 +12,24 @@ import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import psutil
 import psycopg
 from psycopg import sql
 
+from paygate import serve_secrets
+from paygate.supervise import PAYGATE, Process, SuperviseError, free_port, wait_for
+
 BENCH_DIR = Path(__file__).resolve().parent
-# the console script next to this interpreter (a venv's python is a symlink: do not resolve it)
-PAYGATE = Path(sys.executable).parent / "paygate"
 _OURS = re.compile(r"^paygate_bench_(\d+)_[0-9a-f]+(_bank|_pgbench)?$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_db(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll `condition()` until true or `timeout` s pass; no blind sleeps."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 class Databases:
@@ -99,33 +78,17 @@ class Databases:
                 self.drop(name)
 
 
-class Child:
-    """One long-running process of the stack, in its own session, its output in a log file."""
+class Child(Process):
+    """One long-running process of the stack (paygate's own supervisor), its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], health: str | None, log: Path) -> None:
-        self.name, self.argv, self.env, self.health, self.log = name, argv, env, health, log
-        self.popen: subprocess.Popen[bytes] | None = None
+        super().__init__(name, argv, env, health_url=health, log_path=log)
 
     def start(self, timeout: float = 30) -> None:
-        with open(self.log, "ab") as fh:
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        if self.health is None:
-            return
-        if not wait_for(self._healthy, timeout):
-            self.stop()
-            raise RuntimeError(f"{self.name} did not become healthy in {timeout:.0f}s; log {self.log}:\n"
-                               + self.log.read_text(errors="replace")[-3000:])
-
-    def _healthy(self) -> bool:
-        assert self.popen is not None and self.health is not None
-        if self.popen.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}; log {self.log}:\n"
-                               + self.log.read_text(errors="replace")[-3000:])
         try:
-            return httpx.get(self.health, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+            super().start(timeout)
+        except SuperviseError as exc:
+            raise RuntimeError(str(exc)) from None
 
     def processes(self) -> list[psutil.Process]:
         """The process and its descendants (uvicorn's workers), alive now."""
@@ -137,21 +100,9 @@ class Child:
         except psutil.Error:
             return []
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 15) -> None:
         """SIGTERM to the group (a graceful shutdown), SIGKILL after 15 s."""
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # stragglers of the group, if any
-        self.popen = None
+        super().stop(grace_s)
 
 
 class Stack:
@@ -177,7 +128,8 @@ class Stack:
             "PAYGATE_HOME": str(workdir / "home"), "PAYGATE_LOG_LEVEL": "warning",
             # one merchant sends everything: the per-merchant rate limit would measure itself, not paygate
             "PAYGATE_RATE_LIMIT_PER_S": "0",
-            "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",  # the bench's receiver listens on 127.0.0.1
+            # in production, as deployed, with fresh random secrets; the receiver is on 127.0.0.1
+            "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true", **serve_secrets.fresh(),
         }
         if pool_max is not None:
             self.env["PAYGATE_DB_POOL_MAX"] = str(pool_max)

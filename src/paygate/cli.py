@@ -5,23 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from paygate.cli_merchant import merchant_app
-from paygate.config import Settings, get_settings
+from paygate.config import BANK_SECRETS, GATEWAY_SECRETS, Settings, get_settings, production_refusal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
 app.add_typer(merchant_app, name="merchant")
 
 DEMO_EMAIL = "demo@paygate.local"
-DEMO_PASSWORD = "paygate-demo"
 
 
 def _require_db(settings: Settings) -> str:
@@ -52,6 +50,14 @@ def migrate() -> None:
     typer.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
+def _refuse_weak_secrets(settings: Settings, fields: tuple[str, ...]) -> None:
+    """In production, exit 2 with one line on stderr naming the first weak secret (API.md §19)."""
+    refusal = production_refusal(settings, fields)
+    if refusal is not None:
+        typer.echo(refusal, err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -61,7 +67,9 @@ def api(
     """Serve the HTTP API (never migrates by itself)."""
     import uvicorn
 
-    _require_db(get_settings())
+    settings = get_settings()
+    _refuse_weak_secrets(settings, GATEWAY_SECRETS)
+    _require_db(settings)
     uvicorn.run("paygate.api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or _default_workers(), log_level="warning", access_log=False,
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
@@ -79,6 +87,7 @@ def bank(
     from paygate.bank.app import create_app
 
     settings = get_settings()
+    _refuse_weak_secrets(settings, BANK_SECRETS)
     url = settings.bank_database_url or _require_db(settings)
     bank_app = create_app(url, settings, pool_max_size=min(10, settings.db_pool_max))
     uvicorn.run(bank_app, host=host, port=port, log_level="warning", access_log=False,
@@ -90,7 +99,9 @@ def worker() -> None:
     """Run the background loops: recovery, expiry, webhook delivery, key completion and purges."""
     from paygate.worker.main import run
 
-    asyncio.run(run(get_settings()))
+    settings = get_settings()
+    _refuse_weak_secrets(settings, GATEWAY_SECRETS)
+    asyncio.run(run(settings))
 
 
 async def _create_merchant(settings: Settings, name: str, email: str, password: str) -> dict[str, str]:
@@ -126,101 +137,88 @@ def serve(
     workers: Annotated[int, typer.Option(help="API processes.")] = 1,
 ) -> None:
     """Everything on one machine: embedded PostgreSQL (unless PAYGATE_DATABASE_URL), bank, API, worker."""
+    from paygate import serve_secrets, supervise
+
     settings = get_settings()
+    home = Path(settings.home)
     embedded = None
-    url = settings.database_url
-    if not url:
-        from paygate.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(Path(settings.home))
-        typer.echo(f"starting embedded PostgreSQL under {settings.home} …")
-        url = embedded.start()
-    env = {**os.environ, "PAYGATE_DATABASE_URL": url}
-    env.setdefault("PAYGATE_BANK_URL", f"http://127.0.0.1:{bank_port}")
-    env.setdefault("PAYGATE_PUBLIC_URL", f"http://127.0.0.1:{port}")
-    os.environ.update(env)
-    get_settings.cache_clear()
-    settings = get_settings()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        applied = migrate_all(settings)
-        if applied:
-            typer.echo("migrations applied: " + ", ".join(applied))
-        if asyncio.run(_merchant_count(url)) == 0:
-            demo = asyncio.run(_create_merchant(settings, "Demo Store", DEMO_EMAIL, DEMO_PASSWORD))
-            _announce_demo(Path(settings.home), demo, port)
-        exe = [sys.executable, "-m", "paygate"]
-        procs.append(subprocess.Popen([*exe, "bank", "--port", str(bank_port)], env=env))
-        _wait_healthy(f"http://127.0.0.1:{bank_port}/healthz", procs[-1])
-        procs.append(subprocess.Popen([*exe, "api", "--port", str(port), "--workers", str(workers)], env=env))
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz", procs[-1])
-        procs.append(subprocess.Popen([*exe, "worker"], env=env))
-        typer.echo(f"paygate is up: API http://127.0.0.1:{port}  docs http://127.0.0.1:{port}/docs  "
-                   f"dashboard http://127.0.0.1:{port}/dashboard  bank http://127.0.0.1:{bank_port}  (Ctrl-C stops)")
-        _supervise(procs)
-    finally:
-        _stop_all(procs)
-        if embedded is not None:
-            embedded.stop()
-        typer.echo("paygate stopped.")
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
-    """Start the next part only once this one answers, so a first request never races a cold start."""
-    import httpx
-
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline and proc.poll() is None:
+    procs: list[supervise.Process] = []
+    # SIGTERM stops everything in the `finally` below, as Ctrl-C does (API.md §13 v2)
+    with supervise.sigterm_as_interrupt():
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    typer.echo(f"{url} did not become healthy.", err=True)
-    raise typer.Exit(1)
+            # development unless told otherwise; with the generated secrets, production would start too
+            env = {"PAYGATE_ENV": "development", **os.environ}
+            try:
+                generated, created = serve_secrets.load_or_create(home, os.environ)
+            except ValueError as exc:  # a damaged secrets.json: say so, never replace the keys silently
+                typer.echo(f"paygate: cannot read {home / serve_secrets.FILE_NAME}: {exc}", err=True)
+                raise typer.Exit(2) from None
+            env.update(generated)
+            if created:
+                typer.echo(f"generated {', '.join(created)} in {home / serve_secrets.FILE_NAME} (readable only by you)")
+            url = settings.database_url
+            if not url:
+                from paygate.embedded import EmbeddedPostgres
+
+                embedded = EmbeddedPostgres(home)
+                typer.echo(f"starting embedded PostgreSQL under {settings.home} …")
+                url = embedded.start()
+            env["PAYGATE_DATABASE_URL"] = url
+            env.setdefault("PAYGATE_BANK_URL", f"http://127.0.0.1:{bank_port}")
+            env.setdefault("PAYGATE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+            os.environ.update(env)
+            get_settings.cache_clear()
+            settings = get_settings()
+            applied = migrate_all(settings)
+            if applied:
+                typer.echo("migrations applied: " + ", ".join(applied))
+            if asyncio.run(_merchant_count(url)) == 0:
+                password = secrets.token_urlsafe(12)  # printed once; never a fixed, public password
+                demo = asyncio.run(_create_merchant(settings, "Demo Store", DEMO_EMAIL, password))
+                _announce_demo(home, demo, password, port)
+            exe = [sys.executable, "-m", "paygate"]
+            parts = [
+                supervise.Process("bank", [*exe, "bank", "--port", str(bank_port)], env,
+                                  health_url=f"http://127.0.0.1:{bank_port}/healthz"),
+                supervise.Process("api", [*exe, "api", "--port", str(port), "--workers", str(workers)], env,
+                                  health_url=f"http://127.0.0.1:{port}/healthz"),
+                supervise.Process("worker", [*exe, "worker"], env),
+            ]
+            for part in parts:
+                procs.append(part)  # start the next part only once this one answers: no first request races
+                part.start(timeout=60)
+            typer.echo(f"paygate is up: API http://127.0.0.1:{port}  docs http://127.0.0.1:{port}/docs  "
+                       f"dashboard http://127.0.0.1:{port}/dashboard  bank http://127.0.0.1:{bank_port}  "
+                       "(Ctrl-C stops)")
+            exited = supervise.watch(procs)
+            if exited is not None:
+                typer.echo(f"paygate {exited.name} exited with {exited.popen.returncode if exited.popen else '?'}; "
+                           "stopping the rest.", err=True)
+                raise typer.Exit(1)
+        except supervise.SuperviseError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            pass  # Ctrl-C or SIGTERM during start-up: stop what is running
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+            supervise.stop_all(reversed(procs), grace_s=15)  # the API first: it calls the bank
+            if embedded is not None:
+                embedded.stop()
+            typer.echo("paygate stopped.")
 
 
-def _announce_demo(home: Path, demo: dict[str, str], port: int) -> None:
+def _announce_demo(home: Path, demo: dict[str, str], password: str, port: int) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    typer.echo("\nDemo merchant created (keys are shown once; a copy is in "
+    typer.echo("\nDemo merchant created (keys and password are shown once; a copy is in "
                f"{home / 'demo-merchant.json'}, readable only by you):")
     typer.echo(f"  merchant_id      {demo['merchant_id']}\n  secret_key       {demo['secret_key']}\n"
                f"  publishable_key  {demo['publishable_key']}\n"
-               f"  dashboard        http://127.0.0.1:{port}/dashboard  login {DEMO_EMAIL} / {DEMO_PASSWORD}\n")
+               f"  dashboard        http://127.0.0.1:{port}/dashboard  login {DEMO_EMAIL} / {password}\n")
     path = home / "demo-merchant.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({**demo, "email": DEMO_EMAIL, "password": DEMO_PASSWORD}, fh)
-
-
-def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    while not stopping:
-        if any(p.poll() is not None for p in procs):
-            typer.echo("a paygate process exited; stopping the rest.", err=True)
-            return
-        time.sleep(0.2)
-
-
-def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        json.dump({**demo, "email": DEMO_EMAIL, "password": password}, fh)
 
 
 @app.command()
@@ -237,14 +235,44 @@ def drill(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     keep_database: Annotated[bool, typer.Option(help="Keep the drill database for inspection.")] = False,
 ) -> None:
-    """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost."""
-    from paygate.drill import DrillConfig, run
+    """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost.
 
-    cfg = DrillConfig(server_url=server_url, payments=payments, clients=clients, kill_every_s=(kill_min, kill_max),
-                      failure_rate=failure_rate, lost_rate=lost_rate, latency_ms=latency_ms, seed=seed,
-                      keep_database=keep_database)
-    raise typer.Exit(run(cfg))
+    The drill is a test harness (tests/chaos/drill.py): it runs from a source checkout only."""
+    drill_module = _source_checkout_module("tests/chaos/drill.py")
+    cfg = drill_module.DrillConfig(server_url=server_url, payments=payments, clients=clients,
+                                   kill_every_s=(kill_min, kill_max), failure_rate=failure_rate, lost_rate=lost_rate,
+                                   latency_ms=latency_ms, seed=seed, keep_database=keep_database)
+    raise typer.Exit(drill_module.run(cfg))
+
+
+def _source_checkout_module(relative: str) -> Any:
+    """Load a module of the source checkout this paygate is installed from (`pip install -e .`)."""
+    import importlib.util
+
+    import paygate
+
+    root = Path(paygate.__file__).resolve().parents[2]  # <checkout>/src/paygate/__init__.py
+    path = root / relative
+    if not (path.is_file() and (root / "src" / "paygate").is_dir()):
+        typer.echo(f"paygate drill runs from a source checkout (it needs {relative}); this paygate is installed "
+                   f"from {root}, which has none. Clone the repository and `pip install -e .` it.", err=True)
+        raise typer.Exit(2)
+    name = "paygate_" + path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # a PAYGATE_* variable with a value it cannot have: one line, exit 2
+        first = exc.errors()[0]
+        name = "PAYGATE_" + str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        typer.echo(f"paygate: {name}: {first['msg']}", err=True)
+        sys.exit(2)

@@ -1,18 +1,39 @@
-"""Configuration from `PAYGATE_*` environment variables; every knob has a safe default for a first run."""
+"""Configuration from `PAYGATE_*` environment variables; every knob has a safe default for a first run.
+
+The four secrets have development defaults so that a checkout runs and tests build `Settings()` in
+process; those values are public, so a production process refuses them (`production_refusal`, called
+by `paygate api`, `worker` and `bank` before they start; docs/decisions/0009).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from paygate.domain import key_strength
+
 DEFAULT_BANK_WEBHOOK_SECRET = "whsec_cGF5Z2F0ZS1kZXYtYmFuay1jYWxsYmFjay1zZWNyZXQ="
+DEFAULT_FINGERPRINT_KEY = "paygate-dev-fingerprint-key"
+DEFAULT_SECRET_KEY = "paygate-dev-secret-key"
+DEFAULT_VAULT_KEY = "paygate-dev-vault-key"
+# every secret value in the source: none of them is a secret, whichever variable it is put in
+SHIPPED_SECRETS = frozenset({DEFAULT_BANK_WEBHOOK_SECRET, DEFAULT_FINGERPRINT_KEY, DEFAULT_SECRET_KEY,
+                             DEFAULT_VAULT_KEY})
+# what `paygate api` and `paygate worker` need (one configuration for both), and what `paygate bank` needs
+GATEWAY_SECRETS = ("secret_key", "fingerprint_key", "bank_webhook_secret", "vault_key")
+BANK_SECRETS = ("bank_webhook_secret",)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYGATE_", extra="ignore")
 
+    # production: the secrets must be set and strong (else the process does not start);
+    # development: the shipped defaults are allowed, with a warning. `paygate serve` runs in development.
+    env: Literal["production", "development"] = "production"
     database_url: str | None = None
     bank_database_url: str | None = None
     home: str = "./.paygate"
@@ -21,10 +42,13 @@ class Settings(BaseSettings):
     bank_webhook_secret: str = DEFAULT_BANK_WEBHOOK_SECRET
     # Keyed card fingerprints: the same number always gives the same fingerprint, and the
     # fingerprint cannot be reversed without this key.
-    fingerprint_key: str = "paygate-dev-fingerprint-key"
+    fingerprint_key: str = DEFAULT_FINGERPRINT_KEY
     # Webhook signing secrets are derived from this key and a per-endpoint seed, so the database never
     # holds a usable secret. Set your own in production; changing it changes every endpoint's secret.
-    secret_key: str = "paygate-dev-secret-key"
+    secret_key: str = DEFAULT_SECRET_KEY
+    # Keys of the card vault (a later issue): comma-separated, the current key first, then older keys
+    # still needed to read what they encrypted. Each one is checked like the secrets above.
+    vault_key: str = DEFAULT_VAULT_KEY
     auth_ttl: int = 604_800
     # Dashboard logins: after this many failures within the window (per email, and per client address),
     # every attempt is 429 until the oldest leaves the window; 0 disables (API.md §19).
@@ -70,6 +94,45 @@ class Settings(BaseSettings):
         if self.webhook_allow_private is not None:
             return self.webhook_allow_private
         return getattr(self, "env", "production") == "development"
+
+
+def env_name(field: str) -> str:
+    return f"PAYGATE_{field.upper()}"
+
+
+def secret_problems(settings: Settings, fields: Iterable[str]) -> list[str]:
+    """One line per named secret that is not fit for production ("PAYGATE_X is not set", …).
+
+    Pure: it reads only `settings` — which fields were given (a default is "not set") and their values.
+    """
+    problems: list[str] = []
+    for field in fields:
+        given = field in settings.model_fields_set
+        value: str = getattr(settings, field)
+        whsec = field == "bank_webhook_secret"  # it is used as a Standard Webhooks secret
+        if not given or not value:
+            problems.append(f"{env_name(field)} is not set")
+            continue
+        parts = key_strength.keys(value) if field == "vault_key" else [value]
+        for i, part in enumerate(parts, 1):
+            why = key_strength.weakness(part, SHIPPED_SECRETS, standard_webhooks=whsec)
+            if why is not None:
+                which = f" (key {i} of {len(parts)})" if len(parts) > 1 else ""
+                problems.append(f"{env_name(field)}{which} {why}")
+    return problems
+
+
+def production_refusal(settings: Settings, fields: Iterable[str]) -> str | None:
+    """The one line a production process prints before exiting with code 2, or None when it may start."""
+    if settings.env == "development":
+        return None
+    problems = secret_problems(settings, fields)
+    if not problems:
+        return None
+    first = problems[0]
+    how = ("whsec_$(openssl rand -base64 32)" if first.startswith(env_name("bank_webhook_secret"))
+           else "$(openssl rand -hex 32)")
+    return f"paygate: refusing to start in production: {first}; set a random value ({how}) or PAYGATE_ENV=development"
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,11 @@
 """Real `paygate` processes for end-to-end and chaos tests: spawn, wait until healthy, kill, restart.
 
-Each process runs in its own process group (so `kill` reaches uvicorn's worker processes too) with
-its output in a log file, which the fixtures print when a test fails. Readiness is polled, never
-slept for.
+The supervision itself is paygate's own (paygate/supervise.py, also used by `paygate serve`, the drill
+and the benchmark): each process in its own process group (so `kill` reaches uvicorn's worker
+processes too), readiness polled, never slept for. Here: the environment, and output in a log file per
+process, which the fixtures print when a test fails.
+
+Stacks run as deployed: in production, with fresh random secrets per stack (API.md §19).
 """
 
 from __future__ import annotations
@@ -11,35 +14,18 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-import psutil
+from paygate import serve_secrets
+from paygate.supervise import PAYGATE, Process, free_port, wait_for
+from paygate.supervise import SuperviseError as ProcError
 
-# the console script next to this interpreter (.venv/bin/paygate); not resolved, a venv's python
-# is a symlink to the system one
-PAYGATE = Path(sys.executable).parent / "paygate"
-_PAUSE_SIGNALS = (signal.SIGSTOP, signal.SIGCONT, signal.SIGTSTP)
-
-
-class ProcError(RuntimeError):
-    """A process did not start, or did not stop; the message ends with its log."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["PAYGATE", "MakeStack", "Proc", "ProcError", "Stack", "child_env", "free_port", "start_stack",
+           "wait_for"]
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
@@ -48,30 +34,9 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **env}
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any live (not zombie) process left in the group? Our init does not reap orphans."""
-    for pid in psutil.pids():
-        try:
-            if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
-
-
-class Proc:
-    """One `paygate <args>` subprocess (or another program, for testing the harness itself)."""
+class Proc(Process):
+    """One `paygate <args>` subprocess (or another program, for testing the harness itself), its output
+    in `<log_dir>/<name>.log`."""
 
     def __init__(
         self,
@@ -83,114 +48,20 @@ class Proc:
         log_dir: Path | None = None,
         program: list[str] | None = None,
     ) -> None:
-        self.name = name
         self.args = list(args)
-        self.env = dict(env)
-        self.health_url = health_url
         self.workdir = log_dir or Path(tempfile.mkdtemp(prefix=f"paygate-{name}-"))
-        self.log_path = self.workdir / f"{name}.log"
-        self.program = program or [str(PAYGATE)]
-        self.returncode: int | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
+        super().__init__(name, [*(program or [str(PAYGATE)]), *args], child_env(env), health_url=health_url,
+                         log_path=self.workdir / f"{name}.log", cwd=self.workdir)
 
     def __repr__(self) -> str:
         return f"Proc({self.name!r}, pid={self.pid}, args={self.args!r})"
 
-    @property
-    def pid(self) -> int | None:
-        return self._popen.pid if self._popen is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
-
     def start(self, timeout: float = 20) -> None:
-        """Spawn, then wait until `health_url` answers 200 (without one: until spawned)."""
-        if self._popen is not None:
-            raise ProcError(f"{self.name} is already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- {time.strftime('%H:%M:%S')} start: {' '.join(self.args)}\n".encode())
-            log.flush()
-            self._popen = subprocess.Popen(
-                [*self.program, *self.args],
-                env=child_env(self.env),
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: kill() reaches its children
-            )
-        self.returncode = None
-        if self.health_url is None:
-            if self._popen.poll() is not None:
-                self._fail("exited at once")
-            return
-        if not wait_for(self._healthy, timeout):
-            self._fail(f"not healthy at {self.health_url} within {timeout:.0f}s")
-
-    def _healthy(self) -> bool:
-        assert self._popen is not None and self.health_url is not None
-        if self._popen.poll() is not None:
-            self._fail(f"exited with {self._popen.returncode} before becoming healthy")
-        try:
-            return httpx.get(self.health_url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def _fail(self, why: str) -> None:
-        self.kill()
-        raise ProcError(f"{self.name}: {why}\n--- {self.log_path} ---\n{self.log_tail()}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to the whole process group and wait until every member is gone.
-        SIGSTOP/SIGCONT are sent without waiting (see pause/resume)."""
-        if self._popen is None:
-            return
-        pgid = self._popen.pid  # a session leader: its pid is the group id
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-        if sig in _PAUSE_SIGNALS:
-            return
-        self.returncode = self._popen.wait()
-        self._popen = None
-        if not wait_for(lambda: not _group_alive(pgid), 10):
-            raise ProcError(f"{self.name}: processes of group {pgid} survive signal {sig}")
-
-    def stop(self) -> None:
-        """SIGTERM (a graceful shutdown), then SIGKILL after 10 s."""
-        if self._popen is None:
-            return
-        pgid = self._popen.pid
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGCONT)  # a paused process could not act on SIGTERM
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.returncode = self._popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with open(self.log_path, "ab") as log:
-                log.write(b"--- harness: no exit 10s after SIGTERM, sending SIGKILL\n")
-        self.kill(signal.SIGKILL)  # also the group's stragglers
+        super().start(timeout)
 
     def restart(self, timeout: float = 20) -> None:
-        self.stop()
-        self.start(timeout)
-
-    def pause(self) -> None:
-        """SIGSTOP: the process keeps its sockets but answers nothing (a hung server)."""
-        self.kill(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.kill(signal.SIGCONT)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
+        super().restart(timeout)
 
 
 @dataclass
@@ -281,8 +152,9 @@ def start_stack(
         "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
         "PAYGATE_DB_POOL_MAX": "6",  # many stacks share one server's max_connections
         "PAYGATE_HOME": str(workdir / "home"),
-        # the tests' webhook receivers listen on 127.0.0.1 (tests of the refusal pass "false")
+        # receivers in tests listen on 127.0.0.1, which production refuses as a webhook destination
         "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",
+        **serve_secrets.fresh(),
         **(env or {}),
     }
     stack = Stack(api_url=api_url, bank_url=bank_url, database_url=database_url, env=full_env, workdir=workdir)

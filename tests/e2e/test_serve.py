@@ -1,7 +1,9 @@
-"""`paygate serve` as a new user runs it: embedded PostgreSQL, demo merchant, everything up, Ctrl-C stops all."""
+"""`paygate serve` as a new user runs it: embedded PostgreSQL, generated secrets, a demo merchant with a
+random password, everything up; Ctrl-C (and SIGTERM) stops all of it; a second start reuses it all."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -16,47 +19,115 @@ import psycopg
 import pytest
 from procs import PAYGATE, child_env, free_port, wait_for
 
+from paygate.config import GATEWAY_SECRETS, Settings, env_name, secret_problems
 
-def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly() -> None:
-    home = Path(tempfile.mkdtemp(prefix="paygate-serve-"))  # not tmp_path: the embedded server's user reads it
-    port, bank_port = free_port(), free_port()
-    env = child_env({"PAYGATE_HOME": str(home)})
-    env.pop("PAYGATE_DATABASE_URL", None)
-    log = home / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(PAYGATE), "serve", "--port", str(port), "--bank-port", str(bank_port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    try:
+CARD = {"type": "card", "card": {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}
+
+
+class Serve:
+    """One `paygate serve` run over `home`, its output in `home/serve-<n>.log`."""
+
+    def __init__(self, home: Path, run: int) -> None:
+        self.home, self.port, self.bank_port = home, free_port(), free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.log = home / f"serve-{run}.log"
+        env = child_env({"PAYGATE_HOME": str(home)})
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(PAYGATE), "serve", "--port", str(self.port), "--bank-port", str(self.bank_port)],
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.family: list[psutil.Process] = []
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_ready(self) -> None:
         def ready() -> bool:
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+                return httpx.get(f"{self.api}/readyz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        assert wait_for(ready, 120), log.read_text()
-        printed = log.read_text()
-        assert "Demo merchant created" in printed and "sk_test_" in printed
-        demo = json.loads((home / "demo-merchant.json").read_text())
-        assert oct((home / "demo-merchant.json").stat().st_mode & 0o777) == "0o600"
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/payments", auth=(demo["secret_key"], ""), timeout=30,
-                       json={"amount": 4200, "currency": "GBP", "payment_method": {"type": "card", "card": {
-                           "number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}})
-        assert r.status_code == 201 and r.json()["status"] == "captured"
-        parent = psutil.Process(proc.pid)
+        assert wait_for(ready, 120), self.output()
+        parent = psutil.Process(self.proc.pid)
         # bank, api, worker (postgres daemonizes under pg_ctl); the worker starts just after the API answers
-        assert wait_for(lambda: len(parent.children()) >= 3, 30)
-        family = parent.children(recursive=True)
+        assert wait_for(lambda: len(parent.children()) >= 3, 30), self.output()
+        self.family = parent.children(recursive=True)
+
+    def pay(self, secret_key: str) -> dict[str, Any]:
+        r = httpx.post(f"{self.api}/v1/payments", auth=(secret_key, ""), timeout=30,
+                       json={"amount": 4200, "currency": "GBP", "payment_method": CARD})
+        assert r.status_code == 201 and r.json()["status"] == "captured", r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    def create_endpoint(self, secret_key: str) -> httpx.Response:
+        return httpx.post(f"{self.api}/v1/webhook_endpoints", auth=(secret_key, ""), timeout=30,
+                          headers={"Idempotency-Key": "serve-endpoint"},
+                          json={"url": "http://127.0.0.1:9/hooks", "enabled_events": ["*"]})
+
+    def stop(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+        assert self.proc.wait(timeout=60) == 0, self.output()
+        assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                                        for p in self.family), 30)
+        assert "paygate stopped." in self.output()
+
+    def kill(self) -> None:
+        """Clean up after a failed test: serve and every child (each in its own process group)."""
+        for p in [*self.family, psutil.Process(self.proc.pid)] if self.proc.poll() is None else self.family:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        self.proc.wait()
+
+
+def test_serve_runs_everything_on_embedded_postgres_and_reuses_its_secrets() -> None:
+    home = Path(tempfile.mkdtemp(prefix="paygate-serve-"))  # not tmp_path: the embedded server's user reads it
+    runs: list[Serve] = []
+    try:
+        first = Serve(home, 1)
+        runs.append(first)
+        first.wait_ready()
+        printed = first.output()
+        assert "Demo merchant created" in printed and "sk_test_" in printed
+        demo_file = home / "demo-merchant.json"
+        demo = json.loads(demo_file.read_text())
+        assert oct(demo_file.stat().st_mode & 0o777) == "0o600"
+        # a random password, printed once with the login
+        assert demo["password"] != "paygate-demo" and len(demo["password"]) >= 16
+        assert f"login {demo['email']} / {demo['password']}" in printed
+        # four random secrets, generated once, readable only by us, strong enough for production
+        secrets_file = home / "secrets.json"
+        assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+        stored = json.loads(secrets_file.read_text())
+        assert sorted(stored) == sorted(env_name(f) for f in GATEWAY_SECRETS)
+        as_settings = Settings(**{f: stored[env_name(f)] for f in GATEWAY_SECRETS})
+        assert secret_problems(as_settings, GATEWAY_SECRETS) == []
+        assert "generated PAYGATE_SECRET_KEY" in printed
+        fingerprint = first.pay(demo["secret_key"])["payment_method"]["card"]["fingerprint"]
+        made = first.create_endpoint(demo["secret_key"])
+        assert made.status_code == 201, made.text
         pg_port = int((home / "postgres.port").read_text().strip())
-        assert psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close() is None
-        os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
-        assert proc.wait(timeout=60) == 0
-        assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family), 30)
-        assert "paygate stopped." in log.read_text()
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close()  # it listens on TCP
+        first.stop(signal.SIGINT)  # Ctrl-C
         with pytest.raises(psycopg.OperationalError):  # the embedded server stopped too
             psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate", connect_timeout=2)
+
+        second = Serve(home, 2)
+        runs.append(second)
+        second.wait_ready()
+        again = second.output()
+        assert "generated" not in again and "Demo merchant created" not in again
+        assert demo["password"] not in again  # printed once, on the first start only
+        assert json.loads(secrets_file.read_text()) == stored
+        # the processes run with the same secrets: same card fingerprint, same derived webhook secret
+        assert second.pay(demo["secret_key"])["payment_method"]["card"]["fingerprint"] == fingerprint
+        # the replay of the create is stored sealed with PAYGATE_SECRET_KEY, and shows the secret derived from it
+        replay = second.create_endpoint(demo["secret_key"])
+        assert replay.status_code == 201 and replay.json() == made.json(), replay.text
+        second.stop(signal.SIGTERM)  # as a service manager stops it
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        for run in runs:
+            if run.proc.poll() is None or any(p.is_running() for p in run.family):
+                run.kill()
         shutil.rmtree(home, ignore_errors=True)

@@ -19,7 +19,7 @@ from paygate.bank import signing
 from paygate.domain.ids import new_id
 
 T = TypeVar("T")
-SECRET = "whsec_" + base64.b64encode(b"e2e-bank-callback-secret-012345").decode()
+SECRET = "whsec_" + base64.b64encode(b"e2e-bank-callback-secret-0123456789").decode()
 CARD = {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
 

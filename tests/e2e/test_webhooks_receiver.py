@@ -103,8 +103,8 @@ class Receiver:
         body = b""
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the sender died mid-request (a SIGKILLed worker): nothing was delivered
+            if message["type"] == "http.disconnect":  # the sender died mid-request (a SIGKILLed worker)
+                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

@@ -19,7 +19,7 @@ from paygate.api import (
 )
 from paygate.api.middleware import Edge
 from paygate.bank.client import BankClient
-from paygate.config import Settings, get_settings
+from paygate.config import GATEWAY_SECRETS, Settings, get_settings, secret_problems
 from paygate.domain.ratelimit import Limits
 from paygate.http.clientaddr import parse_trusted
 from paygate.http.context import AppContext
@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             trusted_proxies=trusted_proxies,
             migration_versions=[int(name[:4]) for name in migrate.all_names("paygate.store.migrations")],
         )
-        if settings.secret_key == "paygate-dev-secret-key" or settings.fingerprint_key == "paygate-dev-fingerprint-key":
+        if weak := secret_problems(settings, GATEWAY_SECRETS):  # production refused to start on these (cli.py)
             structlog.get_logger("paygate.api").warning(
-                "development_keys_in_use", hint="set PAYGATE_SECRET_KEY and PAYGATE_FINGERPRINT_KEY in production")
+                "development_keys_in_use", problems=weak, hint="PAYGATE_ENV=production refuses to start with these")
         try:
             yield
         finally:

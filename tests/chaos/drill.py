@@ -1,11 +1,14 @@
-"""`paygate drill`: a chaos drill that proves the first promise — never charge twice, never lose a payment,
+"""The chaos drill (`paygate drill` runs it from a source checkout; tests/chaos/test_drill.py runs it
+short): it proves the first promise — never charge twice, never lose a payment,
 never lie about state — while processes are SIGKILLed and the bank misbehaves.
 
 It creates a throwaway database on a local PostgreSQL, starts the bank (with failures, lost responses and
 latency past paygate's timeout), the API and two workers as separate processes, drives a mix of payments
 from concurrent clients that retry with the same idempotency keys, kills the API and workers at random,
 lets everything settle, then checks every payment against the bank's own records. It prints the counts
-and exits non-zero on any violation. Everything targets 127.0.0.1 and stops by itself.
+and exits non-zero on any violation. Everything targets 127.0.0.1 and stops by itself (also on SIGTERM
+or Ctrl-C: processes stopped, database dropped). The processes run in production, with fresh random
+secrets, as a deployment would.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,10 @@ import orjson
 import psycopg
 from standardwebhooks.webhooks import Webhook
 
+from paygate import serve_secrets
 from paygate.domain.cards import luhn_valid
 from paygate.store import migrate
+from paygate.supervise import Process, free_port, stop_all
 
 # (number, exp_month, exp_year, cvc) of cards the bank declines; approved ones are made fresh per payment
 DECLINING = [("4000000000000002", 12, 2031, "123"), ("4000000000009995", 12, 2031, "123")]
@@ -62,57 +67,8 @@ class DrillConfig:
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _with_db(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-class Process:
-    """One `paygate <cmd>` child in its own process group, so SIGKILL takes all of it."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], health: str | None, log: Path) -> None:
-        self.name, self.args, self.env, self.health, self.log = name, args, env, health, log
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    def start(self) -> None:
-        with open(self.log, "ab") as fh:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "paygate", *self.args], env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        if self.health:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(self.health, timeout=1).status_code == 200:
-                        return
-                if self.popen.poll() is not None:
-                    break
-                time.sleep(0.1)
-            raise RuntimeError(f"{self.name} did not become healthy; see {self.log}")
-
-    def kill(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-            self.kills += 1
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
@@ -176,11 +132,15 @@ class Drill:
         self.rng = random.Random(cfg.seed)
         self.db_name = f"paygate_drill_{secrets.token_hex(4)}"
         self.db_url = _with_db(cfg.server_url, self.db_name)
-        self.api_port, self.bank_port = _free_port(), _free_port()
+        self.api_port, self.bank_port = free_port(), free_port()
         self.api_url, self.bank_url = f"http://127.0.0.1:{self.api_port}", f"http://127.0.0.1:{self.bank_port}"
         self.told = Ledger()
         self.receiver = Receiver()
         self.procs: dict[str, Process] = {}
+        self.kills: Counter[str] = Counter()
+        # work running in threads (starting, killing processes): waited for before the teardown, so that
+        # a cancelled drill never starts a process after it stopped them all
+        self.busy: set[asyncio.Future[None]] = set()
         self.stop_killing = asyncio.Event()
         self.secret_key = ""
 
@@ -194,7 +154,8 @@ class Drill:
             "PAYGATE_BANK_TIMEOUT_S": str(self.cfg.bank_timeout_s), "PAYGATE_IDEMPOTENCY_LOCK_S": "5",
             "PAYGATE_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,5", "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
             "PAYGATE_LOG_LEVEL": "warning", "PAYGATE_DB_POOL_MAX": "8",
-            "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",  # its receiver listens on 127.0.0.1
+            # the receiver listens on 127.0.0.1: a destination production refuses unless allowed
+            "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true", **serve_secrets.fresh(),
         })
         return env
 
@@ -206,13 +167,16 @@ class Drill:
         env = self._env()
         logs = self.cfg.workdir / self.db_name
         logs.mkdir(parents=True, exist_ok=True)
+        exe = [sys.executable, "-m", "paygate"]
+
+        def proc(name: str, args: list[str], health: str | None) -> Process:
+            return Process(name, [*exe, *args], env, health_url=health, log_path=logs / f"{name}.log")
+
         self.procs = {
-            "bank": Process("bank", ["bank", "--port", str(self.bank_port)], env, f"{self.bank_url}/healthz",
-                            logs / "bank.log"),
-            "api": Process("api", ["api", "--port", str(self.api_port), "--workers", "2"], env,
-                           f"{self.api_url}/healthz", logs / "api.log"),
-            "worker1": Process("worker1", ["worker"], env, None, logs / "worker1.log"),
-            "worker2": Process("worker2", ["worker"], env, None, logs / "worker2.log"),
+            "bank": proc("bank", ["bank", "--port", str(self.bank_port)], f"{self.bank_url}/healthz"),
+            "api": proc("api", ["api", "--port", str(self.api_port), "--workers", "2"], f"{self.api_url}/healthz"),
+            "worker1": proc("worker1", ["worker"], None),
+            "worker2": proc("worker2", ["worker"], None),
         }
         for p in self.procs.values():
             p.start()
@@ -224,8 +188,7 @@ class Drill:
         self.secret_key = orjson.loads(out.stdout.strip().splitlines()[-1])["secret_key"]
 
     def teardown(self) -> None:
-        for p in reversed(list(self.procs.values())):
-            p.stop()
+        stop_all(reversed(list(self.procs.values())), grace_s=15)
         if not self.cfg.keep_database:
             with psycopg.connect(self.cfg.server_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'.encode())
@@ -296,9 +259,11 @@ class Drill:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_killing.wait(), self.rng.uniform(*self.cfg.kill_every_s))
                 return
-            p = self.procs[self.rng.choice(victims)]
-            p.kill()
-            await asyncio.to_thread(p.start)
+            name = self.rng.choice(victims)
+            p = self.procs[name]
+            await self.in_thread(p.kill)
+            self.kills[name] += 1
+            await self.in_thread(p.start)
 
     async def register_endpoint(self) -> None:
         auth = {"Authorization": f"Bearer {self.secret_key}"}
@@ -417,8 +382,8 @@ class Drill:
             **{f"failed.{code}": n for code, n in failures},
             "refunds": len(refunds), "refunds.succeeded": sum(succeeded_refunds.values()),
             "events": len(events), "webhook_deliveries_received": self.receiver.deliveries,
-            "kills.api": self.procs["api"].kills,
-            "kills.worker": self.procs["worker1"].kills + self.procs["worker2"].kills,
+            "kills.api": self.kills["api"],
+            "kills.worker": self.kills["worker1"] + self.kills["worker2"],
             "client_retries": self.told.retries, "unanswered_requests": self.told.unanswered,
             "violations.double_authorization": double_auth, "violations.double_capture": double_capture,
             "violations.amount_mismatch": mismatched, "violations.hold_left": held,
@@ -427,11 +392,19 @@ class Drill:
         }
         return counts, problems
 
+    async def in_thread(self, fn: Callable[[], None]) -> None:
+        """`fn` in a thread; if we are cancelled meanwhile, it still runs to its end (see `busy`)."""
+        fut = asyncio.ensure_future(asyncio.to_thread(fn))
+        self.busy.add(fut)
+        fut.add_done_callback(self.busy.discard)
+        await asyncio.shield(fut)
+
     async def run(self) -> int:
         started = time.monotonic()
         await self.receiver.start()
-        await asyncio.to_thread(self.setup)
+        killer: asyncio.Task[None] | None = None
         try:
+            await self.in_thread(self.setup)
             await self.register_endpoint()
             todo: asyncio.Queue[int] = asyncio.Queue()
             for i in range(self.cfg.payments):
@@ -441,8 +414,8 @@ class Drill:
             self.stop_killing.set()
             await killer
             for p in self.procs.values():
-                if p.popen is None or p.popen.poll() is not None:
-                    await asyncio.to_thread(p.start)
+                if not p.running:
+                    await self.in_thread(p.restart)
             load_s = time.monotonic() - started
             settled = await self.settle()
             counts, problems = await self.check()
@@ -459,9 +432,30 @@ class Drill:
             print("RESULT: " + ("PASS" if not problems else f"FAIL ({len(problems)} violations)"))
             return 0 if not problems else 1
         finally:
+            self.stop_killing.set()
+            if killer is not None and not killer.done():
+                killer.cancel()
+            if self.busy:
+                await asyncio.wait(list(self.busy))
             await self.receiver.stop()
             await asyncio.to_thread(self.teardown)
 
 
+async def _main(cfg: DrillConfig) -> int:
+    """The drill, stopped by SIGTERM as by Ctrl-C: the task is cancelled, so `Drill.run` cleans up."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await Drill(cfg).run()
+    except asyncio.CancelledError:
+        print("paygate drill stopped before the end: no verdict", file=sys.stderr)
+        return 1
+
+
 def run(cfg: DrillConfig) -> int:
-    return asyncio.run(Drill(cfg).run())
+    try:
+        return asyncio.run(_main(cfg))
+    except KeyboardInterrupt:
+        print("paygate drill stopped before the end: no verdict", file=sys.stderr)
+        return 130
