@@ -8,7 +8,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from paygate.webhooks import signing
+from paygate.webhooks import signing, standard
 
 BODY = b'{"id":"evt_1","object":"event","type":"payment.captured"}'
 
@@ -46,4 +46,4 @@ def test_signature_matches_the_reference_implementation() -> None:
     from datetime import UTC, datetime
 
     expected = Webhook(secret).sign("evt_9", datetime.fromtimestamp(ts, UTC), BODY.decode())
-    assert signing.sign(secret, "evt_9", ts, BODY) == expected
+    assert standard.sign(secret, "evt_9", ts, BODY) == expected
