@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from procs import MakeStack, ProcError, Stack, start_stack
+
+from tests.e2e.procs import MakeStack, ProcError, Stack, start_stack
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from procs import MakeStack, Proc, Stack
-from tcpproxy import TcpProxy
-from test_upi_support import SECRET, Db, Shop, bank_event, eventually, signed
+
+from tests.e2e.procs import MakeStack, Proc, Stack
+from tests.e2e.tcpproxy import TcpProxy
+from tests.e2e.test_upi_support import SECRET, Db, Shop, bank_event, eventually, signed
 
 # The bank never settles UPI by itself within a test: the only callbacks are the ones the test sends.
 # a column of the bank's outbox row for a payment's callback

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from procs import MakeStack
-from test_upi_support import CARD, Db, Shop, eventually
+
+from tests.e2e.procs import MakeStack
+from tests.e2e.test_upi_support import CARD, Db, Shop, eventually
 
 
 @pytest.fixture

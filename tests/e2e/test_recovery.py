@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from client import Api, card, new_key
-from procs import MakeStack, Stack
+
+from tests.e2e.client import Api, card, new_key
+from tests.e2e.procs import MakeStack, Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

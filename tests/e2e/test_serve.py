@@ -14,7 +14,8 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from procs import PAYGATE, child_env, free_port, wait_for
+
+from tests.e2e.procs import PAYGATE, child_env, free_port, wait_for
 
 
 def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly() -> None:
@@ -48,7 +49,7 @@ def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly() -> None:
         assert wait_for(lambda: len(parent.children()) >= 3, 30)
         family = parent.children(recursive=True)
         pg_port = int((home / "postgres.port").read_text().strip())
-        assert psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close() is None
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close()  # raises if it is not up
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0
         assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family), 30)

@@ -12,11 +12,11 @@ from typing import Any, Literal, TypeVar
 import httpx
 import orjson
 import psycopg
-from procs import Stack
 from psycopg.rows import dict_row
 
 from paygate.bank import signing
 from paygate.domain.ids import new_id
+from tests.e2e.procs import Stack
 
 T = TypeVar("T")
 SECRET = "whsec_" + base64.b64encode(b"e2e-bank-callback-secret-012345").decode()
