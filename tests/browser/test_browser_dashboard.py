@@ -9,7 +9,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from standardwebhooks.webhooks import Webhook
 
 from tests.browser.browser_support import Merchant, Receiver, new_merchant
-from tests.e2e.procs import wait_for
+from tests.polling import wait_for
 
 
 def tid(name: str) -> str:

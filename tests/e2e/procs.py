@@ -17,13 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 import psutil
+
+from tests.polling import wait_for as wait_for  # re-exported: `procs.wait_for` is the shared one
 
 # the console script next to this interpreter (.venv/bin/paygate); not resolved, a venv's python
 # is a symlink to the system one
@@ -46,17 +47,6 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
     """Our environment without any PAYGATE_* of the developer's shell, plus `env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PAYGATE_")}
     return {**base, "PYTHONUNBUFFERED": "1", **env}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -15,7 +15,8 @@ import psutil
 import psycopg
 import pytest
 
-from tests.e2e.procs import PAYGATE, child_env, free_port, wait_for
+from tests.e2e.procs import PAYGATE, child_env, free_port
+from tests.polling import wait_for
 
 
 def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly() -> None:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.procs import MakeStack, Stack, wait_for
+from tests.e2e.procs import MakeStack, Stack
 from tests.e2e.test_webhooks_receiver import DECLINED, Client, Receiver, Reply, running_receiver
+from tests.polling import wait_for
 
 
 @pytest.fixture

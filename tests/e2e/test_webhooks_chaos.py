@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.procs import MakeStack, wait_for
+from tests.e2e.procs import MakeStack
 from tests.e2e.test_webhooks_receiver import Client, Receiver, Reply, running_receiver
+from tests.polling import wait_for
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import pytest
 import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.e2e.procs import free_port, wait_for
+from tests.e2e.procs import free_port
+from tests.polling import wait_for
 
 
 @dataclass(frozen=True)
