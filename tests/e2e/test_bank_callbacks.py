@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from tests.conftest import MakeDatabase
 from tests.e2e.procs import MakeStack, Proc, Stack
 from tests.e2e.tcpproxy import TcpProxy
 from tests.e2e.test_upi_support import SECRET, Db, Shop, bank_event, signed
@@ -88,8 +89,8 @@ def test_failed_after_succeeded_leaves_the_payment_captured(quiet: Shop) -> None
 
 
 @pytest.fixture
-def proxied(make_stack: MakeStack, make_database: Callable[..., str]) -> Iterator[tuple[Callable[..., Stack],
-                                                                                        TcpProxy, str]]:
+def proxied(make_stack: MakeStack, make_database: MakeDatabase) -> Iterator[tuple[Callable[[str], Stack],
+                                                                                  TcpProxy, str]]:
     """(start a stack whose API and worker reach the database only through the proxy, the proxy, the
     direct database URL). The bank keeps its own direct connection."""
     direct = make_database()
@@ -109,7 +110,7 @@ def proxied(make_stack: MakeStack, make_database: Callable[..., str]) -> Iterato
 
 
 def test_database_down_during_a_callback_is_503_then_applied_once_on_retry(
-    proxied: tuple[Callable[..., Stack], TcpProxy, str],
+    proxied: tuple[Callable[[str], Stack], TcpProxy, str],
 ) -> None:
     start, proxy, direct = proxied
     shop = Shop.create(start("600000-600000"))
@@ -139,7 +140,7 @@ def test_database_down_during_a_callback_is_503_then_applied_once_on_retry(
 
 
 def test_the_bank_retries_a_callback_refused_with_503_and_it_applies_once(
-    proxied: tuple[Callable[..., Stack], TcpProxy, str],
+    proxied: tuple[Callable[[str], Stack], TcpProxy, str],
 ) -> None:
     start, proxy, direct = proxied
     shop = Shop.create(start("1500-1500"))
