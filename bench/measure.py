@@ -13,10 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import psycopg
+
+if TYPE_CHECKING:
+    from psutil._ntuples import scputimes  # what psutil.cpu_times() returns (the stubs' name)
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Window:
     _peak_rss: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-    _machine0: Any = None
+    _machine0: scputimes | None = None
 
     def start(self) -> None:
         for procs in self.groups.values():
@@ -105,6 +108,7 @@ class Window:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        assert self._machine0 is not None, "stop() before start()"
         total = sum(machine1) - sum(self._machine0)
         idle = (machine1.idle + getattr(machine1, "iowait", 0.0)) - (
             self._machine0.idle + getattr(self._machine0, "iowait", 0.0))

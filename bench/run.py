@@ -35,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,9 +48,13 @@ import measure
 import profiling
 from loadgen import card_body  # the same request bodies as the load scenarios
 from report import render
-from stack import BENCH_DIR, Databases, Stack, wait_for
+from stack import BENCH_DIR, Databases, Stack
+
+from paygate.supervise import wait_for
 
 RESULTS = BENCH_DIR / "results"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     a = p.parse_args(argv)
     smoke = bool(a.smoke)
 
-    def pick(value: Any, full: Any, small: Any) -> Any:
+    def pick(value: T | None, full: T, small: T) -> T:
         return value if value is not None else (small if smoke else full)
 
     return Options(

@@ -97,6 +97,7 @@ def install() -> None:
         _count("executemany")
         return await executemany(self, query, params_seq, **kwargs)
 
+    # method-assign below: replacing psycopg's methods with the counting wrappers is the point of this module
     psycopg.AsyncCursor.execute = counted_execute  # type: ignore[method-assign]
     psycopg.AsyncCursor.executemany = counted_executemany  # type: ignore[method-assign]
 

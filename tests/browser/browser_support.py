@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from procs import Stack
 
 from paygate.services import merchants
 from paygate.store.db import make_pool
+from tests.e2e.procs import Stack
 
 CARD_OK = {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 

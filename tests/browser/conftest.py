@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from psycopg import sql
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
-from browser_support import Merchant, Receiver, new_merchant
-from procs import Stack, start_stack
+from tests.browser.browser_support import Merchant, Receiver, new_merchant
+from tests.e2e.procs import Stack, start_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

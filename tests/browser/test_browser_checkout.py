@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import Merchant, new_merchant
 from playwright.sync_api import Page, Request, expect
+
+from tests.browser.browser_support import Merchant, new_merchant
 
 
 def tid(name: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import Merchant, Receiver, new_merchant
 from playwright.sync_api import BrowserContext, Page, expect
-from procs import wait_for
 from standardwebhooks.webhooks import Webhook
+
+from tests.browser.browser_support import Merchant, Receiver, new_merchant
+from tests.polling import wait_for
 
 
 def tid(name: str) -> str:
@@ -165,7 +166,8 @@ def test_forms_without_the_csrf_token_are_refused(page: Page, context: BrowserCo
     login(page, merchant)
     expect(page.locator(tid("stats-container"))).to_be_visible()
     action = f"{merchant.stack.api_url}/dashboard/payments/{authorized['id']}/capture"
-    for form in ({}, {"csrf_token": "forged"}):
+    forms: tuple[dict[str, str | float | bool], ...] = ({}, {"csrf_token": "forged"})  # Playwright's form type
+    for form in forms:
         resp = context.request.post(action, form=form, max_redirects=0)
         assert resp.status == 403
     # the right token from another site (an attacker's page posting the form) is refused as well

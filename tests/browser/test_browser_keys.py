@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from browser_support import Merchant
 from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.browser.browser_support import Merchant
 
 
 def tid(name: str) -> str:

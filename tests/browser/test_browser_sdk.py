@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser_support import Merchant, Site
 from playwright.sync_api import Page, expect
+
+from tests.browser.browser_support import Merchant, Site
 
 
 def shop_page(api_url: str, publishable_key: str) -> str:

@@ -5,14 +5,16 @@ A test that fails gets the tail of every process log in its captured output.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from procs import MakeStack, ProcError, Stack, start_stack
+
+from tests.conftest import MakeDatabase
+from tests.e2e.procs import MakeStack, ProcError, Stack, start_stack
 
 
 @pytest.fixture
-def make_stack(make_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeStack]:
+def make_stack(make_database: MakeDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeStack]:
     """Factory: `make_stack(worker=True, api_workers=1, database_url=None, **PAYGATE_env)` starts a
     stack (on a new migrated database unless one is given); all are stopped after the test."""
     stacks: list[Stack] = []
@@ -55,7 +57,7 @@ def stack(make_stack: MakeStack) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def shared_stack(make_module_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def shared_stack(make_module_database: MakeDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One stack for a whole module, for tests that isolate themselves by merchant and never disturb
     the processes (starting a stack costs seconds; most tests need only their own merchant)."""
     stack = start_stack(make_module_database(), tmp_path_factory.mktemp("shared-stack"), worker=True, api_workers=1)

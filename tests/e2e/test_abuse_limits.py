@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from procs import MakeStack, Stack
+
+from tests.e2e.procs import MakeStack, Stack
 
 GOOD = {"type": "card", "card": {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}
 DECLINED = {"type": "card", "card": {"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}

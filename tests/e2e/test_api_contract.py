@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import secrets
 import subprocess
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from client import Api, card
-from procs import Stack
+
+from tests.e2e.client import Api, card
+from tests.e2e.procs import MakeStack, Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+# The `ctx` fixture: a merchant's client, an anonymous client, and the merchant itself.
+Ctx = tuple[Api, httpx.AsyncClient, dict[str, str]]
+
 
 @pytest.fixture
-async def ctx(shared_stack: Stack) -> Any:
+async def ctx(shared_stack: Stack) -> AsyncIterator[Ctx]:
     stack = shared_stack
     m = stack.merchant()
     async with Api(stack.api_url, m["secret_key"], stack.bank_url) as api, \
@@ -24,7 +29,7 @@ async def ctx(shared_stack: Stack) -> Any:
         yield api, anon, m
 
 
-async def test_authentication(ctx: Any) -> None:
+async def test_authentication(ctx: Ctx) -> None:
     _, anon, m = ctx
     r = await anon.get("/v1/payments")
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
@@ -34,7 +39,7 @@ async def test_authentication(ctx: Any) -> None:
     assert basic.status_code == 200 and basic.json()["object"] == "list"
 
 
-async def test_publishable_key_rights(ctx: Any) -> None:
+async def test_publishable_key_rights(ctx: Ctx) -> None:
     api, anon, m = ctx
     pk = {"Authorization": f"Bearer {m['publishable_key']}"}
     for r in (await anon.get("/v1/payments", headers=pk),
@@ -45,7 +50,7 @@ async def test_publishable_key_rights(ctx: Any) -> None:
     assert (await api.get("/v1/payments")).json()["data"] == []
 
 
-async def test_every_response_has_a_request_id(ctx: Any) -> None:
+async def test_every_response_has_a_request_id(ctx: Ctx) -> None:
     api, anon, _ = ctx
     for r in (await anon.get("/healthz"), await anon.get("/v1/payments"), await api.get("/v1/payments/pay_x"),
               await anon.get("/nope")):
@@ -95,13 +100,13 @@ async def test_bad_input_is_a_clear_4xx_and_changes_nothing(ctx: Any, body: dict
     assert (await api.get("/v1/payments")).json()["data"] == []
 
 
-async def test_lower_case_currency_is_accepted(ctx: Any) -> None:
+async def test_lower_case_currency_is_accepted(ctx: Ctx) -> None:
     api, _, _ = ctx
     r = await api.pay(100, currency="jpy")
     assert r.status_code == 201 and r.json()["currency"] == "JPY"
 
 
-async def test_the_cardholder_name_is_accepted_and_kept_from_the_bank(ctx: Any) -> None:
+async def test_the_cardholder_name_is_accepted_and_kept_from_the_bank(ctx: Ctx) -> None:
     api, _, _ = ctx
     method = card()
     method["card"]["name"] = "Ada Lovelace"
@@ -110,7 +115,7 @@ async def test_the_cardholder_name_is_accepted_and_kept_from_the_bank(ctx: Any) 
     assert "Ada Lovelace" not in r.text
 
 
-async def test_body_limits_and_media_type(ctx: Any) -> None:
+async def test_body_limits_and_media_type(ctx: Ctx) -> None:
     api, _, _ = ctx
     big = await api.http.post("/v1/payments", content=b'{"a": "' + b"x" * 1_100_000 + b'"}',
                               headers={"Content-Type": "application/json"})
@@ -118,7 +123,7 @@ async def test_body_limits_and_media_type(ctx: Any) -> None:
     form = await api.http.post("/v1/payments", content=b"amount=100", headers={
         "Content-Type": "application/x-www-form-urlencoded"})
     assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
-    async def chunks() -> Any:
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b" " * 60_000  # 1.2 MB in chunks, with no Content-Length
 
@@ -129,7 +134,7 @@ async def test_body_limits_and_media_type(ctx: Any) -> None:
     assert (await api.get("/v1/payments")).json()["data"] == []
 
 
-async def test_ops_and_docs(ctx: Any) -> None:
+async def test_ops_and_docs(ctx: Ctx) -> None:
     _, anon, _ = ctx
     assert (await anon.get("/healthz")).status_code == 200
     assert (await anon.get("/readyz")).json()["status"] == "ready"
@@ -140,7 +145,7 @@ async def test_ops_and_docs(ctx: Any) -> None:
     assert metrics.status_code == 200 and "text/plain" in metrics.headers["content-type"]
 
 
-async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: Any) -> None:
+async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: Ctx) -> None:
     stack = shared_stack
     api, _, _ = ctx
     await api.pay(100, method=card("4012888888881881", 1, 2031, "987"))
@@ -161,7 +166,7 @@ async def test_nothing_sensitive_is_stored_or_logged(shared_stack: Stack, ctx: A
     assert "4012888888881881" not in stack.logs(lines=10_000)
 
 
-async def test_rate_limit_is_429_with_retry_after(make_stack: Any) -> None:
+async def test_rate_limit_is_429_with_retry_after(make_stack: MakeStack) -> None:
     stack = make_stack(worker=False, PAYGATE_RATE_LIMIT_PER_S="2")
     m = stack.merchant()
     async with Api(stack.api_url, m["secret_key"]) as api:
@@ -174,7 +179,7 @@ async def test_rate_limit_is_429_with_retry_after(make_stack: Any) -> None:
         assert 'paygate_http_requests_total{method="GET",status="429"}' in metrics
 
 
-async def test_bodies_on_parameterless_writes(ctx: Any) -> None:
+async def test_bodies_on_parameterless_writes(ctx: Ctx) -> None:
     api, _, _ = ctx
     pid = (await api.pay(100, capture_method="manual")).json()["id"]
     extra = await api.post(f"/v1/payments/{pid}/void", {"reason": "x"})

@@ -11,9 +11,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from procs import MakeStack, Proc, Stack
-from tcpproxy import TcpProxy
-from test_upi_support import SECRET, Db, Shop, bank_event, eventually, signed
+
+from tests.conftest import MakeDatabase
+from tests.e2e.procs import MakeStack, Proc, Stack
+from tests.e2e.tcpproxy import TcpProxy
+from tests.e2e.test_upi_support import SECRET, Db, Shop, bank_event, signed
+from tests.polling import poll
 
 # The bank never settles UPI by itself within a test: the only callbacks are the ones the test sends.
 # a column of the bank's outbox row for a payment's callback
@@ -86,8 +89,8 @@ def test_failed_after_succeeded_leaves_the_payment_captured(quiet: Shop) -> None
 
 
 @pytest.fixture
-def proxied(make_stack: MakeStack, make_database: Callable[..., str]) -> Iterator[tuple[Callable[..., Stack],
-                                                                                        TcpProxy, str]]:
+def proxied(make_stack: MakeStack, make_database: MakeDatabase) -> Iterator[tuple[Callable[[str], Stack],
+                                                                                  TcpProxy, str]]:
     """(start a stack whose API and worker reach the database only through the proxy, the proxy, the
     direct database URL). The bank keeps its own direct connection."""
     direct = make_database()
@@ -107,7 +110,7 @@ def proxied(make_stack: MakeStack, make_database: Callable[..., str]) -> Iterato
 
 
 def test_database_down_during_a_callback_is_503_then_applied_once_on_retry(
-    proxied: tuple[Callable[..., Stack], TcpProxy, str],
+    proxied: tuple[Callable[[str], Stack], TcpProxy, str],
 ) -> None:
     start, proxy, direct = proxied
     shop = Shop.create(start("600000-600000"))
@@ -124,7 +127,7 @@ def test_database_down_during_a_callback_is_503_then_applied_once_on_retry(
         assert db.value("SELECT status FROM payments WHERE id = %s", p["id"]) == "pending"
 
         proxy.restore()
-        first = eventually(lambda: (r := _post(shop.stack, event)).status_code == 200 and r, within_s=30)
+        first = poll(lambda: (r := _post(shop.stack, event)).status_code == 200 and r, within_s=30)
         answers = [first, _post(shop.stack, event)]
         assert [(r.json()["outcome"], r.json()["duplicate"]) for r in answers] == [("applied", False),
                                                                                    ("applied", True)]
@@ -137,7 +140,7 @@ def test_database_down_during_a_callback_is_503_then_applied_once_on_retry(
 
 
 def test_the_bank_retries_a_callback_refused_with_503_and_it_applies_once(
-    proxied: tuple[Callable[..., Stack], TcpProxy, str],
+    proxied: tuple[Callable[[str], Stack], TcpProxy, str],
 ) -> None:
     start, proxy, direct = proxied
     shop = Shop.create(start("1500-1500"))
@@ -145,12 +148,12 @@ def test_the_bank_retries_a_callback_refused_with_503_and_it_applies_once(
     try:
         p = shop.upi()
         proxy.cut()  # before the bank settles and calls back
-        last_error = eventually(lambda: db.value(_CALLBACK_OF.format("last_error"), p["id"]), within_s=20)
+        last_error = poll(lambda: db.value(_CALLBACK_OF.format("last_error"), p["id"]), within_s=20)
         assert last_error == "HTTP 503"
         assert db.value("SELECT count(*) FROM bank_events") == 0
         proxy.restore()
-        eventually(lambda: db.value("SELECT status FROM payments WHERE id = %s", p["id"]) == "captured", within_s=30)
-        eventually(lambda: db.value("SELECT bool_and(delivered_at IS NOT NULL) FROM bank.callbacks"), within_s=30)
+        poll(lambda: db.value("SELECT status FROM payments WHERE id = %s", p["id"]) == "captured", within_s=30)
+        poll(lambda: db.value("SELECT bool_and(delivered_at IS NOT NULL) FROM bank.callbacks"), within_s=30)
         attempts = db.value(_CALLBACK_OF.format("attempts"), p["id"])
         assert attempts >= 2
         assert db.all("SELECT outcome, duplicates FROM bank_events WHERE reference = %s", p["id"]) == [
@@ -172,23 +175,23 @@ def test_a_callback_that_never_arrives_is_replaced_by_the_recovery_worker(make_s
     try:
         p = shop.upi(amount=3_300)
         stack.procs["api"].stop()
-        eventually(lambda: ("capture", "succeeded") in [
+        poll(lambda: ("capture", "succeeded") in [
             (op["type"], op["status"]) for op in httpx.get(f"{stack.bank_url}/v1/operations",
                                                           params={"reference": p["id"]}, timeout=10).json()["data"]])
-        eventually(lambda: db.value("SELECT max(attempts) FROM bank.callbacks"), within_s=10)  # it tried, and failed
+        poll(lambda: db.value("SELECT max(attempts) FROM bank.callbacks"), within_s=10)  # it tried, and failed
         assert db.value("SELECT status FROM payments WHERE id = %s", p["id"]) == "pending"
 
         worker = Proc("worker", ["worker"], stack.env, None, log_dir=stack.workdir)
         stack.procs["worker"] = worker
         worker.start()
-        eventually(lambda: db.value("SELECT status FROM payments WHERE id = %s", p["id"]) == "captured", within_s=60)
+        poll(lambda: db.value("SELECT status FROM payments WHERE id = %s", p["id"]) == "captured", within_s=60)
         assert db.value("SELECT count(*) FROM bank_events") == 0  # the worker did it, not a callback
         assert db.event_types(p["id"]) == ["payment.pending", "payment.captured"]
         assert db.journals(p["id"]) == 1
 
         stack.procs["api"].start()
-        row = eventually(lambda: db.one("SELECT outcome, detail FROM bank_events WHERE reference = %s", p["id"]),
-                         within_s=90)
+        row = poll(lambda: db.one("SELECT outcome, detail FROM bank_events WHERE reference = %s", p["id"]),
+                   within_s=90)
         assert row is not None and row["outcome"] == "redundant"
         done = shop.payment(p["id"])
         assert [h["status"] for h in done["status_history"]] == ["pending", "captured"]

@@ -9,14 +9,16 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 import pytest
-from client import card
-from procs import MakeStack, Stack
-from tcpproxy import TcpProxy
+
+from tests.conftest import MakeDatabase
+from tests.e2e.client import card
+from tests.e2e.procs import MakeStack, Stack
+from tests.e2e.tcpproxy import TcpProxy
 
 
 @pytest.fixture
-def outage(make_stack: MakeStack, make_database: object) -> Iterator[tuple[Stack, TcpProxy, str]]:
-    direct = make_database()  # type: ignore[operator]
+def outage(make_stack: MakeStack, make_database: MakeDatabase) -> Iterator[tuple[Stack, TcpProxy, str]]:
+    direct = make_database()
     parts = urlsplit(direct)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))

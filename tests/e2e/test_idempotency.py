@@ -4,19 +4,21 @@ the final commit."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from client import Api, card, new_key
-from procs import Stack
+
+from tests.e2e.client import Api, card, new_key
+from tests.e2e.procs import MakeStack, Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def api(shared_stack: Stack) -> Any:
+async def api(shared_stack: Stack) -> AsyncIterator[Api]:
     m = shared_stack.merchant()
     async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as a:
         yield a
@@ -125,7 +127,7 @@ async def test_ten_concurrent_duplicates_make_one_payment(api: Api) -> None:
     ],
 )
 async def test_crash_between_bank_call_and_commit_then_retry(
-    make_stack: Any, crash_point: str, make: str, retry: str
+    make_stack: MakeStack, crash_point: str, make: str, retry: str
 ) -> None:
     """Kill the API (os._exit at the crash point) after the bank acted, restart it, retry with the same key:
     the bank has acted once and there is one object, in the right final state."""

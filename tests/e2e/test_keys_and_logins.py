@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import PAYGATE, Proc, Stack, child_env, free_port, wait_for
+
+from tests.e2e.procs import PAYGATE, Proc, Stack, child_env, free_port, wait_for
 
 
 @dataclass

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-from client import Api
-from procs import Stack
+
+from tests.e2e.client import Api
+from tests.e2e.procs import Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def api(shared_stack: Stack) -> Any:
+async def api(shared_stack: Stack) -> AsyncIterator[Api]:
     m = shared_stack.merchant()
     async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as a:
         yield a

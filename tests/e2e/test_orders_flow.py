@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from procs import MakeStack
-from test_upi_support import CARD, Db, Shop, eventually
+
+from tests.e2e.procs import MakeStack
+from tests.e2e.test_upi_support import CARD, Db, Shop
+from tests.polling import poll
 
 
 @pytest.fixture
@@ -68,7 +70,7 @@ def test_an_order_paid_by_upi_becomes_attempted_then_paid(shop: Shop) -> None:
     p = resp.json()
     assert (p["status"], p["amount"], p["currency"]) == ("pending", 99_900, "INR")
     assert shop.final(p["id"])["status"] == "captured"
-    paid = eventually(lambda: (o := shop.sk.get(f"/v1/orders/{order['id']}").json())["status"] == "paid" and o)
+    paid = poll(lambda: (o := shop.sk.get(f"/v1/orders/{order['id']}").json())["status"] == "paid" and o)
     assert paid["amount_paid"] == 99_900
     assert db.event_types(order["id"]) == ["order.paid"]
     types = [e["type"] for e in shop.sk.get("/v1/events", params={"limit": 100}).json()["data"]]

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
-from client import Api, card
-from procs import Stack
+
+from tests.e2e.client import Api, card
+from tests.e2e.procs import Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def api(shared_stack: Stack) -> Any:
+async def api(shared_stack: Stack) -> AsyncIterator[Api]:
     m = shared_stack.merchant()
     async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as a:
-        a.merchant = m  # type: ignore[attr-defined]
         yield a
 
 
@@ -127,7 +128,7 @@ INVALID = [
 ]
 
 
-async def _act(api: Api, pid: str, action: str) -> Any:
+async def _act(api: Api, pid: str, action: str) -> httpx.Response:
     if action == "refund":
         return await api.post("/v1/refunds", {"payment_id": pid})
     return await api.post(f"/v1/payments/{pid}/{action}")

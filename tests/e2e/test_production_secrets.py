@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import PAYGATE, Proc, child_env, free_port
 
 from paygate import config, serve_secrets
+from tests.e2e.procs import PAYGATE, Proc, child_env, free_port
 
 SHIPPED = {
     "PAYGATE_SECRET_KEY": config.DEFAULT_SECRET_KEY,

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from procs import Stack
+from tests.e2e.procs import Stack
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

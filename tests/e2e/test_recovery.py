@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 import pytest
-from client import Api, card, new_key
-from procs import MakeStack, Stack
+
+from tests.e2e.client import Api, card, new_key
+from tests.e2e.procs import MakeStack, Stack
+from tests.polling import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 60.0, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def db_rows(stack: Stack, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -58,8 +48,16 @@ async def test_a_bank_that_hangs_past_our_timeout_is_fenced_off(make_stack: Make
         r = await api.pay(777)
         assert r.status_code == 402 and r.json()["error"]["code"] == "processing_error", r.text
         pid = r.json()["error"]["payment"]["id"]
-        await asyncio.sleep(2.0)  # let the delayed original requests reach the bank's handler
-        assert [o for o in await api.bank_ops(pid) if o["status"] == "succeeded"] == []
+
+        # Both originals (two attempts, one key) reach the bank's store 1.5 s after they were sent, after
+        # the inquiry's tombstone: the bank lists each as received and refused, and it acted on neither.
+        async def both_refused() -> list[dict[str, Any]] | None:
+            ops = await api.bank_ops(pid)
+            return ops if len(ops) >= 2 else None
+
+        ops = await eventually(both_refused, within_s=30, interval=0.2)
+        assert [(o["type"], o["status"], o["failure_code"]) for o in ops] == [
+            ("authorization", "failed", "processing_error")] * 2
         assert await api.bank_card("4111111111111111") == before
 
 
@@ -87,7 +85,7 @@ async def test_capture_and_refund_while_the_bank_is_away_finish_in_the_backgroun
             r = (await api.get(f"/v1/refunds/{ref.json()['id']}")).json()
             return bool(p["status"] == "captured" and r["status"] == "succeeded")
 
-        await eventually(settled, within=90)
+        await eventually(settled, within_s=90, interval=0.2)
         p = (await api.get(f"/v1/payments/{auth['id']}")).json()
         assert p["amount_captured"] == 4000
         assert [h["status"] for h in p["status_history"]] == ["pending", "authorized", "capturing", "captured"]
@@ -116,7 +114,7 @@ async def test_uncaptured_authorizations_expire_and_release_the_hold(make_stack:
         async def expired() -> bool:
             return bool((await api.get(f"/v1/payments/{p['id']}")).json()["status"] == "expired")
 
-        await eventually(expired, within=30)
+        await eventually(expired, within_s=30, interval=0.2)
         final = (await api.get(f"/v1/payments/{p['id']}")).json()
         assert final["amount_capturable"] == 0 and final["authorization_expires_at"] is None
         assert (await api.bank_card(number))["held"] == before["held"]
@@ -142,7 +140,7 @@ async def test_an_abandoned_request_is_completed_for_its_key(make_stack: MakeSta
             rows = db_rows(stack, "SELECT response_status FROM idempotency_keys WHERE key = %s", key)
             return bool(rows and rows[0][0] is not None)
 
-        await eventually(completed, within=90)
+        await eventually(completed, within_s=90, interval=0.2)
         rows = db_rows(stack, "SELECT id, status FROM payments")
         assert len(rows) == 1
         pid, status = rows[0]

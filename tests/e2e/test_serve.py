@@ -17,9 +17,10 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from procs import PAYGATE, child_env, free_port, wait_for
 
 from paygate.config import GATEWAY_SECRETS, Settings, env_name, secret_problems
+from tests.e2e.procs import PAYGATE, child_env, free_port
+from tests.polling import wait_for
 
 CARD = {"type": "card", "card": {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from procs import Proc, ProcError, Stack, free_port
+
+from tests.e2e.procs import Proc, ProcError, Stack, free_port
 
 
 def test_stack_is_healthy_and_creates_a_merchant(stack: Stack) -> None:

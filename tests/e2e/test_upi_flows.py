@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from procs import MakeStack
-from test_upi_support import Db, Shop
+
+from tests.e2e.procs import MakeStack
+from tests.e2e.test_upi_support import Db, Shop
 
 
 @pytest.fixture

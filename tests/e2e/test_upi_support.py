@@ -4,35 +4,21 @@ merchant's HTTP client, direct reads of the stack's database, signed callbacks, 
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import httpx
 import orjson
 import psycopg
-from procs import Stack
 from psycopg.rows import dict_row
 
 from paygate.bank import signing
 from paygate.domain.ids import new_id
+from tests.e2e.procs import Stack
+from tests.polling import poll
 
-T = TypeVar("T")
 SECRET = "whsec_" + base64.b64encode(b"e2e-bank-callback-secret-0123456789").decode()
 CARD = {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-
-
-def eventually(check: Callable[[], T | Literal[False] | None], within_s: float = 15.0, interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within_s}s (last: {result!r})")
-        time.sleep(interval)
 
 
 @dataclass
@@ -78,7 +64,7 @@ class Shop:
 
     def final(self, payment_id: str, within_s: float = 15.0) -> dict[str, Any]:
         """The payment once it has left `pending` (polled over the API)."""
-        return eventually(lambda: (p := self.payment(payment_id))["status"] != "pending" and p, within_s)
+        return poll(lambda: (p := self.payment(payment_id))["status"] != "pending" and p, within_s)
 
 
 class Db:

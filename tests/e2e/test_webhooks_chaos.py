@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from procs import MakeStack, wait_for
-from test_webhooks_receiver import Client, Receiver, Reply, running_receiver
+
+from tests.e2e.procs import MakeStack
+from tests.e2e.test_webhooks_receiver import Client, Receiver, Reply, running_receiver
+from tests.polling import wait_for
 
 
 @pytest.fixture

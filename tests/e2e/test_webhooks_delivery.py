@@ -9,8 +9,10 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from procs import MakeStack, Stack, wait_for
-from test_webhooks_receiver import DECLINED, Client, Receiver, Reply, running_receiver
+
+from tests.e2e.procs import MakeStack, Stack
+from tests.e2e.test_webhooks_receiver import DECLINED, Client, Receiver, Reply, running_receiver
+from tests.polling import wait_for
 
 
 @pytest.fixture

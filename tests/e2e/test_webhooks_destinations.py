@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from procs import MakeStack, Proc, Stack, free_port
-from test_webhooks_receiver import Client, Receiver, running_receiver
+
+from tests.e2e.procs import MakeStack, Proc, Stack, free_port
+from tests.e2e.test_webhooks_receiver import Client, Receiver, running_receiver
 
 REFUSED = ["http://127.0.0.1:{port}/h", "http://10.1.2.3/h", "http://169.254.169.254/latest/meta-data/",
            "http://[::1]:{port}/h", "http://[::ffff:127.0.0.1]:{port}/h", "http://localhost:{port}/h"]

@@ -17,8 +17,10 @@ import httpx
 import orjson
 import pytest
 import uvicorn
-from procs import free_port, wait_for
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.e2e.procs import free_port
+from tests.polling import wait_for
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import asyncio
 import time
 
 import orjson
-from test_orders_support import SECRET, Api, api, bank_event, post_event, signed
 
 from paygate.bank import signing
 from paygate.domain.ids import new_id
+from tests.integration.test_orders_support import SECRET, Api, api, bank_event, post_event, signed
 
 __all__ = ["api"]  # the fixture, imported so that pytest finds it here
 

@@ -9,10 +9,10 @@ import asyncio
 import base64
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -24,10 +24,10 @@ from paygate.bank.client import BankClient, BankResult
 from paygate.config import Settings
 from paygate.domain.ids import new_id
 from paygate.store import migrate
+from tests.polling import eventually
 
 PG = "host=127.0.0.1 port=5432 user=postgres"
 SECRET = "whsec_" + base64.b64encode(b"bank-sim-test-secret-0123456789").decode()
-T = TypeVar("T")
 
 
 # --- fixtures (module-local on purpose: tests/conftest.py belongs to others) ----------------------
@@ -150,19 +150,6 @@ class Receiver:
             assert headers["webhook-id"] == event["id"]
             out.append(event)
         return out
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within_s: float = 10.0) -> T:
-    """Poll until `check` returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within_s}s (last: {result!r})")
-        await asyncio.sleep(0.02)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -464,7 +451,9 @@ async def test_inquiry_and_tombstone(bank: Bank) -> None:
     late = await bank.authorize(late_key, reference=late_ref, amount=100, number=number, exp=FUTURE)
     assert late.status_code == 200 and late.headers["idempotent-replayed"] == "true"
     assert late.json()["id"] == tomb["operation"]["id"] and late.json()["status"] == "failed"
-    assert await bank.ops(late_ref) == []  # not applied, tombstones not listed
+    # not applied; listed (the tombstone itself never is) as the refused arrival it was
+    assert [(o["type"], o["status"], o["failure_code"], o["amount"]) for o in await bank.ops(late_ref)] == [
+        ("authorization", "failed", "processing_error", 100)]
     assert (await bank.card(number))["held"] == 100
     again = await bank.inquire(late_key)
     assert again["found"] is False and again["operation"]["id"] == tomb["operation"]["id"]

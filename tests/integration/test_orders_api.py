@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from test_orders_support import CARD, EXPIRED_CARD, PUBLIC_URL, Api, api
+from tests.integration.test_orders_support import CARD, EXPIRED_CARD, PUBLIC_URL, Api, api
 
 __all__ = ["api"]  # the fixture, imported so that pytest finds it here
 

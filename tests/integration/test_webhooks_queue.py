@@ -28,6 +28,7 @@ from paygate.store.db import Row, make_pool, transaction
 from paygate.webhooks.sender import Sender
 from paygate.worker import attempts
 from paygate.worker.deliveries import DeliveryLoop
+from tests.polling import eventually
 
 
 @pytest.fixture
@@ -264,10 +265,10 @@ async def test_the_loop_wakes_on_notify_and_delivers_signed_events(gw: Gateway, 
             task = asyncio.create_task(loop.run(stop))
             await asyncio.wait_for(loop.listening.wait(), 5)
             ids = await emit(gw, who, n=25)
-            await until(lambda: len(receiver.got) >= 25, 5)
+            await eventually(lambda: len(receiver.got) >= 25, 5)
             await until_async(gw, who, lambda rows: all(r["status"] == "succeeded" for r in rows))
             ids += await emit(gw, who, n=5)  # the loop is idle now, with 30 s to its next poll
-            await until(lambda: len(receiver.got) >= 30, 5)
+            await eventually(lambda: len(receiver.got) >= 30, 5)
             stop.set()
             await asyncio.wait_for(task, 10)
         webhook = Webhook(ep["secret"])
@@ -362,18 +363,13 @@ async def test_a_manual_retry_from_the_api_is_guarded_too_through_the_real_resol
         await receiver.stop()
 
 
-async def until(condition: Callable[[], bool], within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
-
-
 async def until_async(gw: Gateway, who: Principal, check: Callable[[list[Row]], bool], within_s: float = 5) -> None:
-    deadline = time.monotonic() + within_s
-    while not check(await deliveries(gw, who)):
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
+    """Until `check` holds for the merchant's delivery rows."""
+
+    async def holds() -> bool:
+        return check(await deliveries(gw, who))
+
+    await eventually(holds, within_s, interval=0.05)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,29 +97,38 @@ async def test_connection_errors_and_5xx_mixed_give_unknown() -> None:
     assert len(bank.requests) == 3
 
 
-async def test_real_timeout_from_slow_transport() -> None:
-    import asyncio
+class HonoursDeadlines(httpx.AsyncBaseTransport):
+    """A bank that takes 30 s to answer, behind a transport that, like httpcore, ends the request at the
+    deadlines httpx put on it (`request.extensions["timeout"]`, from the client's `timeout=`) with a
+    ReadTimeout. MockTransport alone ignores them, so a slow handler would simply be waited for."""
 
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
-        return httpx.Response(200, json=_op("succeeded"))
+    def __init__(self) -> None:
+        self.deadlines: list[dict[str, float | None]] = []
 
-    # MockTransport does not enforce timeouts itself; wrap it so the client's deadline applies.
-    class Deadline(httpx.AsyncBaseTransport):
-        def __init__(self) -> None:
-            self.calls = 0
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        deadlines: dict[str, float | None] = request.extensions["timeout"]
+        self.deadlines.append(deadlines)
 
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            self.calls += 1
-            try:
-                return await asyncio.wait_for(httpx.MockTransport(slow).handle_async_request(request), 0.05)
-            except TimeoutError:
-                raise httpx.ReadTimeout("deadline", request=request) from None
+        async def slow(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(30)
+            return httpx.Response(200, json=_op("succeeded"))
 
-    transport = Deadline()
-    async with BankClient("http://bank.test", attempts=2, backoff_base_s=0, transport=transport) as client:
+        try:
+            return await asyncio.wait_for(httpx.MockTransport(slow).handle_async_request(request), deadlines["read"])
+        except TimeoutError:
+            raise httpx.ReadTimeout("read deadline", request=request) from None
+
+
+async def test_the_clients_timeout_ends_each_slow_attempt() -> None:
+    transport = HonoursDeadlines()
+    started = time.monotonic()
+    async with BankClient(
+        "http://bank.test", timeout_s=0.05, attempts=2, backoff_base_s=0, transport=transport
+    ) as client:
         assert (await client.refund(key="r1", reference="pay_1", amount=10)).outcome == "unknown"
-    assert transport.calls == 2
+    # every attempt carried the client's timeout_s (not httpx's 5 s default) and ended there
+    assert transport.deadlines == [{"connect": 0.05, "read": 0.05, "write": 0.05, "pool": 0.05}] * 2
+    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize(

@@ -244,18 +244,23 @@ def create_app(
     app.state.pool = pool
     app.state.faults = faults
 
-    async def mutate(request: Request, factory: ActionFactory) -> Response:
+    async def mutate(request: Request, type_: str, factory: ActionFactory) -> Response:
         try:
             key = _idempotency_key(request)
+            # The body first, then the latency: a slow bank has received the request and acts late even
+            # if the caller has given up (a client gone before the body is read would act never).
+            body = await _body(request)
             await faults.latency()
             if faults.fail():
                 log.info("bank fault: failing %s without acting", request.url.path)
                 return _server_error()
-            body = await _body(request)
             if not isinstance(body, dict):
                 raise _BadRequest("Expected a JSON object.")
             action = factory(body, faults)
-            op, replayed = await store.execute(pool, key, _request_hash(request.url.path, body), action)
+            currency = body.get("currency")
+            arrival = store.Arrival(type_, body["reference"], body.get("amount", 0),
+                                    currency.upper() if isinstance(currency, str) else None)
+            op, replayed = await store.execute(pool, key, _request_hash(request.url.path, body), action, arrival)
         except _BadRequest as exc:
             return _error(400, "invalid_request_error", exc.code, exc.message, exc.param)
         except store.KeyReused:
@@ -272,16 +277,16 @@ def create_app(
             return _server_error()
         return _json(200, op.to_json(), {"Idempotent-Replayed": "true"} if replayed else None)
 
-    def route(factory: ActionFactory) -> Callable[[Request], Awaitable[Response]]:
+    def route(type_: str, factory: ActionFactory) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
-            return await mutate(request, factory)
+            return await mutate(request, type_, factory)
 
         return handler
 
-    app.add_api_route("/v1/authorizations", route(_authorization_action), methods=["POST"])
-    app.add_api_route("/v1/captures", route(_capture_action), methods=["POST"])
-    app.add_api_route("/v1/voids", route(_void_action), methods=["POST"])
-    app.add_api_route("/v1/refunds", route(_refund_action), methods=["POST"])
+    app.add_api_route("/v1/authorizations", route("authorization", _authorization_action), methods=["POST"])
+    app.add_api_route("/v1/captures", route("capture", _capture_action), methods=["POST"])
+    app.add_api_route("/v1/voids", route("void", _void_action), methods=["POST"])
+    app.add_api_route("/v1/refunds", route("refund", _refund_action), methods=["POST"])
 
     @app.post("/v1/inquiries")
     async def inquiries(request: Request) -> Response:

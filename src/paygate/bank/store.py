@@ -159,15 +159,35 @@ async def _bind_key(conn: Conn, key: str, op_id: str) -> None:
 Action = Callable[[Conn], Awaitable[Operation]]
 
 
-async def execute(pool: Pool, key: str, request_hash: bytes, action: Action) -> tuple[Operation, bool]:
-    """Run `action` once per key: returns (operation, replayed). Raises KeyReused, NotApplied."""
+@dataclass(frozen=True)
+class Arrival:
+    """What an operation request asked for: recorded if it arrives after an inquiry fenced its key off."""
+
+    type: str
+    reference: str
+    amount: int
+    currency: str | None = None
+
+
+async def execute(
+    pool: Pool, key: str, request_hash: bytes, action: Action, arrival: Arrival | None = None
+) -> tuple[Operation, bool]:
+    """Run `action` once per key: returns (operation, replayed). Raises KeyReused, NotApplied.
+
+    A request whose key an inquiry tombstoned (decision 0003: the late original) is answered with the
+    tombstone and does not act; it is listed as a failed operation of its own (`processing_error`), so
+    that the inspection API shows the bank received it and refused it."""
     async with pool.connection() as conn, conn.transaction():
         existing = await _claim_key(conn, key, request_hash)
         if existing is not None:
             stored = existing["request_hash"]
             if stored is not None and bytes(stored) != request_hash:
                 raise KeyReused(key)
-            return await get_operation(conn, existing["operation_id"]), True
+            op = await get_operation(conn, existing["operation_id"])
+            if op.tombstone and arrival is not None:
+                await _insert_op(conn, reference=arrival.reference, type_=arrival.type, status="failed",
+                                 amount=arrival.amount, currency=arrival.currency, failure_code="processing_error")
+            return op, True
         op = await action(conn)
         await _bind_key(conn, key, op.id)
         return op, False
