@@ -75,7 +75,7 @@ def _for_bank(pm: dict[str, Any]) -> dict[str, Any]:
 def too_many_attempts(order_id: str) -> RateLimited:
     """An order that has used up its failed payments (card testing: one order id must not be an unlimited
     oracle for stolen cards). No Retry-After: waiting does not help, a new order does. Not stored under the
-    Idempotency-Key: like every 429 it is a refusal, made before anything is done (decision 0009)."""
+    Idempotency-Key: like every 429 it is a refusal, made before anything is done (decision 0013)."""
     return RateLimited("too_many_attempts", f"Order {order_id} has had too many failed payments and accepts no more; "
                        "create a new order.")
 
