@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = make_pool(conninfo, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = make_pool(conninfo, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                         statement_timeout_ms=settings.db_statement_timeout_ms,
+                         lock_timeout_ms=settings.db_lock_timeout_ms)
         await pool.open(wait=False)
         bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
         app.state.gateway = Gateway(pool=pool, bank=bank, settings=settings)

@@ -222,7 +222,8 @@ def create_app(
 ) -> FastAPI:
     """The bank service. `run_migrations` applies the bank's migrations at startup (idempotent)."""
     faults = Faults.from_settings(settings)
-    pool = store.make_pool(conninfo, max_size=pool_max_size)
+    pool = store.make_pool(conninfo, max_size=pool_max_size, statement_timeout_ms=settings.db_statement_timeout_ms,
+                           lock_timeout_ms=settings.db_lock_timeout_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

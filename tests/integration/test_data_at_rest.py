@@ -1,0 +1,127 @@
+"""API.md §19 "Data at rest" over a real PostgreSQL: what the idempotency table keeps of a card, and the
+session timeouts that keep a request from waiting on the database for ever."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+import pytest
+from test_orders_support import Api, api
+
+from paygate.api.app import create_app
+from paygate.config import Settings
+from paygate.domain import idempotency
+from paygate.services import merchants
+from paygate.services.gateway import Gateway
+from paygate.store.db import make_pool, session_options
+
+__all__ = ["api"]  # the fixture, imported so that pytest finds it here
+
+NUMBER, CVC = "4111111111111111", "123"
+
+
+def _payment_body(cvc: str) -> dict[str, Any]:
+    return {"amount": 2_500, "currency": "USD", "payment_method": {"type": "card", "card": {
+        "number": NUMBER, "exp_month": 12, "exp_year": 2030, "cvc": cvc}}}
+
+
+async def test_the_stored_fingerprint_does_not_depend_on_the_cvc(api: Api) -> None:
+    m = await api.merchant()
+    headers = {**m.sk, "Idempotency-Key": "order-1-attempt-1"}
+    first = await api.http.post("/v1/payments", json=_payment_body(CVC), headers=headers)
+    assert first.status_code == 201, first.text
+    row = await api.one("SELECT * FROM idempotency_keys WHERE merchant_id = %s", m.merchant_id)
+    assert row is not None
+    stored = bytes(row["fingerprint"])
+
+    # Only the CVC differs: the same request (replayed), and the row is exactly as it was.
+    again = await api.http.post("/v1/payments", json=_payment_body("999"), headers=headers)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    after = await api.one("SELECT * FROM idempotency_keys WHERE merchant_id = %s", m.merchant_id)
+    assert after == row
+
+    # Nothing in the row is computable from the CVC: the fingerprint is a function of a body that has
+    # no CVC (and no number, only the card's fingerprint), and no column holds either value.
+    key = api.gw.settings.fingerprint_key
+    no_cvc = copy.deepcopy(_payment_body(CVC))
+    del no_cvc["payment_method"]["card"]["cvc"]
+    assert stored == idempotency.fingerprint("POST", "/v1/payments", no_cvc, key)
+    raw = orjson.dumps(_payment_body(CVC), option=orjson.OPT_SORT_KEYS)
+    assert stored != hmac.new(key.encode(), b"POST /v1/payments\n" + raw, hashlib.sha256).digest()  # the old one
+    dumped = repr(row).encode() + bytes(row["response_body"])
+    assert NUMBER.encode() not in dumped and b'"cvc"' not in dumped
+
+    # A different card under the same key is still a different request.
+    other = _payment_body(CVC)
+    other["payment_method"]["card"]["number"] = "4242424242424242"
+    reused = await api.http.post("/v1/payments", json=other, headers=headers)
+    assert reused.status_code == 422 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_session_options_keep_the_conninfo_own() -> None:
+    assert session_options("dbname=x", statement_timeout_ms=5000, lock_timeout_ms=2000) == \
+        "-c statement_timeout=5000 -c lock_timeout=2000"
+    assert session_options("postgresql:///x?options=-c%20search_path%3Dbank", statement_timeout_ms=0,
+                           lock_timeout_ms=1) == "-c search_path=bank -c statement_timeout=0 -c lock_timeout=1"
+
+
+async def test_pooled_sessions_carry_the_timeouts(database_url: str) -> None:
+    pool = make_pool(database_url, min_size=1, max_size=1, statement_timeout_ms=4321, lock_timeout_ms=1234)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(b"SELECT current_setting('statement_timeout') AS s,"
+                                     b" current_setting('lock_timeout') AS l")
+            assert await cur.fetchone() == {"s": "4321ms", "l": "1234ms"}
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await conn.execute(b"SELECT pg_sleep(10)")
+    finally:
+        await pool.close()
+
+
+LOCK_TIMEOUT_MS = 300
+
+
+@pytest.fixture
+async def gateway_http(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    settings = Settings(database_url=database_url, public_url="http://paygate.test", bank_url="http://127.0.0.1:9",
+                        db_lock_timeout_ms=LOCK_TIMEOUT_MS, log_level="warning")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://paygate.test", timeout=30) as http:
+        yield http, app.state.gateway
+
+
+async def test_a_lock_held_elsewhere_is_a_503_with_retry_after_not_a_hang(
+    gateway_http: tuple[httpx.AsyncClient, Gateway], database_url: str,
+) -> None:
+    http, gw = gateway_http
+    made = await merchants.create(gw.pool, name="Shop", email="locks@example.com", password="a-long-password")
+    auth = {"Authorization": f"Bearer {made.secret_key}"}
+    order = await http.post("/v1/orders", json={"amount": 100, "currency": "INR"}, headers=auth)
+    assert order.status_code == 201, order.text
+    path = f"/v1/orders/{order.json()['id']}"
+
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")  # held until the rollback below
+        started = time.monotonic()
+        blocked = await asyncio.wait_for(http.get(path, headers=auth), timeout=10)
+        waited = time.monotonic() - started
+        assert blocked.status_code == 503, blocked.text
+        assert blocked.headers["retry-after"] == "1"
+        assert blocked.json()["error"]["type"] == "api_error"
+        assert LOCK_TIMEOUT_MS / 1000 <= waited < 5  # it waited for the lock, then gave up: no statement timeout
+        await holder.rollback()
+
+    free = await http.get(path, headers=auth)
+    assert free.status_code == 200 and free.json()["id"] == order.json()["id"]
