@@ -15,9 +15,10 @@ import httpx
 import orjson
 import psycopg
 import pytest
-from test_orders_support import Api, api
+from test_orders_support import SECRET, Api, api
 
 from paygate.api.app import create_app
+from paygate.bank import cards
 from paygate.config import Settings
 from paygate.domain import idempotency
 from paygate.services import merchants
@@ -66,6 +67,16 @@ async def test_the_stored_fingerprint_does_not_depend_on_the_cvc(api: Api) -> No
     other["payment_method"]["card"]["number"] = "4242424242424242"
     reused = await api.http.post("/v1/payments", json=other, headers=headers)
     assert reused.status_code == 422 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_the_simulator_keys_its_card_hashes(api: Api) -> None:
+    m = await api.merchant()
+    paid = await api.http.post("/v1/payments", json=_payment_body(CVC), headers=m.sk)
+    assert paid.status_code == 201, paid.text
+    stored = {bytes(r["card_hash"]) for r in await api.all("SELECT card_hash FROM bank.accounts")}
+    assert stored == {cards.card_hash(NUMBER, cards.card_key(SECRET))}
+    assert hashlib.sha256(NUMBER.encode()).digest() not in stored  # the unkeyed hash a dump could brute-force
+    assert cards.card_hash(NUMBER, cards.card_key("another secret")) not in stored
 
 
 def test_session_options_keep_the_conninfo_own() -> None:

@@ -3,7 +3,7 @@
 Every mutation runs in one transaction that first claims its idempotency key (a primary-key insert: a
 concurrent duplicate blocks on it until the first commits, then replays), then acts under row locks
 (an authorization's row, then the card's account row — always in that order), then binds the key to
-the operation it answered. Card numbers are stored only as SHA-256; CVCs never.
+the operation it answered. Card numbers are stored only as a keyed hash (cards.card_hash); CVCs never.
 """
 
 from __future__ import annotations
@@ -254,6 +254,7 @@ async def authorize_card(
     cvc: str,
     capture: bool,
     now: datetime,
+    card_key: bytes,
 ) -> Operation:
     rule = cards.lookup(number)
     if rule.server_error:
@@ -269,7 +270,7 @@ async def authorize_card(
             failure_code="duplicate_reference",
         )
     failure = cards.decide(number, exp_month, exp_year, cvc, now)
-    card_hash = cards.card_hash(number)
+    card_hash = cards.card_hash(number, card_key)
     if failure is None:
         account = await _lock_account(conn, card_hash, rule.balance)
         if account["balance"] - account["held"] < amount:
@@ -428,12 +429,12 @@ async def list_operations(pool: Pool, reference: str) -> list[Operation]:
         return [Operation.from_row(r) for r in await cur.fetchall()]
 
 
-async def card_state(pool: Pool, number: str) -> dict[str, int]:
+async def card_state(pool: Pool, number: str, card_key: bytes) -> dict[str, int]:
     async with pool.connection() as conn:
         row = await _one(
             conn,
             "SELECT balance, held, captured, refunded FROM bank.accounts WHERE card_hash = %s",
-            (cards.card_hash(number),),
+            (cards.card_hash(number, card_key),),
         )
     if row is None:  # accounts are created lazily; an unused card shows its opening balance
         return {"available": cards.initial_balance(number), "held": 0, "captured": 0, "refunded": 0}
