@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from paygate.api import (
+    docs,
     errors,
     routes_bank_events,
     routes_events,
@@ -66,12 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="A self-hostable payment gateway: cards and UPI, a double-entry ledger, signed webhooks.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api/docs.py: Swagger UI from the installed wheel, not a CDN
         openapi_url="/openapi.json",
         redoc_url=None,
     )
     errors.install(app)
     app.include_router(routes_ops.router)
+    app.include_router(docs.router)
     app.include_router(routes_payments.router)
     app.include_router(routes_orders.router)
     app.include_router(routes_events.router)
