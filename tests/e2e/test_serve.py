@@ -48,13 +48,15 @@ def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly() -> None:
         assert wait_for(lambda: len(parent.children()) >= 3, 30)
         family = parent.children(recursive=True)
         pg_port = int((home / "postgres.port").read_text().strip())
-        assert psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close() is None
+        pg_password = (home / "postgres.password").read_text().strip()  # no trust auth (embedded/auth.py)
+        pg_url = f"postgresql://postgres:{pg_password}@127.0.0.1:{pg_port}/paygate"
+        assert psycopg.connect(pg_url).close() is None
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0
         assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family), 30)
         assert "paygate stopped." in log.read_text()
         with pytest.raises(psycopg.OperationalError):  # the embedded server stopped too
-            psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate", connect_timeout=2)
+            psycopg.connect(pg_url, connect_timeout=2)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
