@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from paygate.embedded import EmbeddedPostgres
+from paygate.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 
 @pytest.fixture
@@ -105,6 +105,10 @@ def test_only_the_generated_password_lets_a_client_in(home: Path) -> None:
         hba = (home / "pgdata" / "pg_hba.conf").read_text()
         assert "trust" not in hba and "host    all    all    127.0.0.1/32    scram-sha-256" in hba
         assert not list(home.glob(".initdb-pwfile-*"))  # initdb's copy of the password is gone
+    (home / "postgres.password").unlink()
+    with pytest.raises(EmbeddedPostgresError, match=r"postgres\.password is missing"):
+        EmbeddedPostgres(home).start()
+    assert not (home / "postgres.password").exists()  # no new password was made up for the old data
 
 
 def test_a_data_directory_that_trusted_everyone_is_converted(home: Path) -> None:

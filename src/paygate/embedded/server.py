@@ -106,6 +106,10 @@ class EmbeddedPostgres:
         """Initialise on first use, start (or adopt a running server), ensure database `paygate`."""
         self.home.mkdir(parents=True, exist_ok=True)
         with self._lock():
+            if auth.hba_is_ours(self.pgdata) and not (self.home / auth.PASSWORD_FILE).exists():
+                raise EmbeddedPostgresError(
+                    f"{self.home / auth.PASSWORD_FILE} is missing, and {self.pgdata} accepts only that password "
+                    "(docs/decisions/0012-embedded-postgres.md)")
             account = server_account(self.pgdata)
             grant_access(account, self._bin, self.home)
             self._prepare_log(account)
