@@ -15,6 +15,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 from test_orders_support import SECRET, Api, api
 
 from paygate.api.app import create_app
@@ -23,7 +24,8 @@ from paygate.config import Settings
 from paygate.domain import idempotency
 from paygate.services import merchants
 from paygate.services.gateway import Gateway
-from paygate.store.db import make_pool, session_options
+from paygate.store import db
+from paygate.store.db import Conn, make_pool, session_options
 
 __all__ = ["api"]  # the fixture, imported so that pytest finds it here
 
@@ -96,6 +98,45 @@ async def test_pooled_sessions_carry_the_timeouts(database_url: str) -> None:
             assert await cur.fetchone() == {"s": "4321ms", "l": "1234ms"}
             with pytest.raises(psycopg.errors.QueryCanceled):
                 await conn.execute(b"SELECT pg_sleep(10)")
+    finally:
+        await pool.close()
+
+
+async def _backend_pid(pool: AsyncConnectionPool[Conn]) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(b"SELECT pg_backend_pid() AS pid")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row["pid"])
+
+
+async def _terminate(database_url: str, pid: int) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(200):
+            cur = await admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if await cur.fetchone() is None:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} is still there")
+
+
+async def test_an_idle_connection_that_died_is_replaced_not_handed_out(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = make_pool(database_url, min_size=1, max_size=1)
+    await pool.open(wait=True)
+    try:
+        monkeypatch.setattr(db, "CHECK_AFTER_IDLE_S", 0.0)  # every hand-out counts as after an idle spell
+        first = await _backend_pid(pool)
+        await _terminate(database_url, first)  # as a failover or an idle reap would
+        replaced = await _backend_pid(pool)
+        assert replaced != first
+
+        monkeypatch.setattr(db, "CHECK_AFTER_IDLE_S", 3600.0)  # recently used: not checked, so...
+        await _terminate(database_url, replaced)
+        with pytest.raises(psycopg.OperationalError):  # ...the dead one is handed out (the check is what helps)
+            await _backend_pid(pool)
     finally:
         await pool.close()
 
