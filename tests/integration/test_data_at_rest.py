@@ -81,6 +81,22 @@ async def test_the_simulator_keys_its_card_hashes(api: Api) -> None:
     assert cards.card_hash(NUMBER, cards.card_key("another secret")) not in stored
 
 
+async def test_a_dump_of_every_table_holds_no_card_number(api: Api) -> None:
+    m = await api.merchant()
+    for cvc, key in (("123", "k-1"), ("999", "k-1"), ("123", "k-2")):
+        resp = await api.http.post("/v1/payments", json=_payment_body(cvc),
+                                   headers={**m.sk, "Idempotency-Key": key})
+        assert resp.status_code == 201, resp.text
+    tables = await api.all("SELECT table_schema AS s, table_name AS t FROM information_schema.tables "
+                           "WHERE table_schema IN ('public', 'bank') AND table_type = 'BASE TABLE'")
+    assert {"payments", "idempotency_keys", "operations", "accounts"} <= {t["t"] for t in tables}
+    for t in tables:
+        # every row as text, bytea columns as hex and as escaped bytes: as pg_dump would show them
+        rows = await api.all(f'SELECT x::text AS row FROM "{t["s"]}"."{t["t"]}" x')
+        dumped = "\n".join(r["row"] for r in rows)
+        assert NUMBER not in dumped and NUMBER.encode().hex() not in dumped, (t, dumped[:200])
+
+
 def test_session_options_keep_the_conninfo_own() -> None:
     assert session_options("dbname=x", statement_timeout_ms=5000, lock_timeout_ms=2000) == \
         "-c statement_timeout=5000 -c lock_timeout=2000"
