@@ -97,11 +97,14 @@ async def test_a_dump_of_every_table_holds_no_card_number(api: Api) -> None:
         assert NUMBER not in dumped and NUMBER.encode().hex() not in dumped, (t, dumped[:200])
 
 
-def test_session_options_keep_the_conninfo_own() -> None:
+def test_session_options_keep_the_conninfo_own(monkeypatch: pytest.MonkeyPatch) -> None:
     assert session_options("dbname=x", statement_timeout_ms=5000, lock_timeout_ms=2000) == \
         "-c statement_timeout=5000 -c lock_timeout=2000"
     assert session_options("postgresql:///x?options=-c%20search_path%3Dbank", statement_timeout_ms=0,
                            lock_timeout_ms=1) == "-c search_path=bank -c statement_timeout=0 -c lock_timeout=1"
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=8MB")
+    assert session_options("dbname=x", statement_timeout_ms=1, lock_timeout_ms=2) == \
+        "-c work_mem=8MB -c statement_timeout=1 -c lock_timeout=2"
 
 
 async def test_pooled_sessions_carry_the_timeouts(database_url: str) -> None:

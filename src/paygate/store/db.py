@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -39,7 +40,7 @@ async def _check(conn: Conn) -> None:
 
 
 def session_options(conninfo: str, *, statement_timeout_ms: int, lock_timeout_ms: int) -> str:
-    """The libpq `options` every pooled session starts with: the conninfo's own, then our timeouts.
+    """The libpq `options` every pooled session starts with: the conninfo's own (or PGOPTIONS), then ours.
 
     Sent in the startup packet, so they cost no round trip and hold for the whole session. A statement
     that runs longer than `statement_timeout_ms`, or waits longer than `lock_timeout_ms` for a row or
@@ -47,7 +48,8 @@ def session_options(conninfo: str, *, statement_timeout_ms: int, lock_timeout_ms
     request waits on the database for ever (API.md §19). Only pools get them: migrations, the LISTEN
     connection and the drill's checks connect on their own and may legitimately wait longer. 0 turns
     either off, as in PostgreSQL."""
-    own = conninfo_to_dict(conninfo).get("options") or ""
+    # an `options` keyword replaces libpq's PGOPTIONS and the conninfo's own: keep theirs, then ours
+    own = str(conninfo_to_dict(conninfo).get("options") or os.environ.get("PGOPTIONS", ""))
     ours = f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(lock_timeout_ms)}"
     return f"{own} {ours}".strip()
 
