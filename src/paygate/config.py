@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     db_pool_min: int = 2
     db_pool_max: int = 16
+    # Every pooled database session: the longest a statement may run, and wait for a lock (ms; 0 = no limit).
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 2000
     log_level: str = "info"
     # Bank simulator knobs (read by `paygate bank`).
     bank_failure_rate: float = 0.0

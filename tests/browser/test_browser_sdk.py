@@ -138,3 +138,33 @@ def test_the_public_api_still_serves_the_sdk_with_the_publishable_key(merchant: 
     paid = merchant.pk.post("/v1/payments", json={"order_id": order["id"], "payment_method": {
         "type": "card", "card": {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}})
     assert paid.status_code == 201 and paid.json()["status"] == "captured"
+
+
+def test_only_the_page_the_sdk_announced_may_frame_the_checkout(page: Page, merchant: Merchant) -> None:
+    """frame-ancestors is 'self' plus the `origin` the SDK passes (render.frame_ancestors): a bare link, or
+    one announcing another site, does not load in a frame on this site."""
+    order = merchant.order(amount=2_500, currency="GBP")
+    site = Site("<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1></body></html>")
+    refusals: list[str] = []
+    page.on("console", lambda msg: refusals.append(msg.text) if "frame-ancestors" in msg.text else None)
+    try:
+        page.goto(f"{site.origin}/")
+        url = f"{merchant.stack.api_url}/checkout/{order['id']}"
+        frames = {"bare": url, "other": f"{url}?embed=1&origin=http%3A%2F%2Fother.example",
+                  "ok": f"{url}?embed=1&origin={quote(site.origin, safe='')}"}
+        page.evaluate("""(frames) => {
+          window.loaded = [];
+          for (const [id, src] of Object.entries(frames)) {
+            const f = document.createElement("iframe");
+            f.id = id; f.src = src; f.onload = () => window.loaded.push(id);
+            document.body.appendChild(f);
+          }
+        }""", frames)
+        expect(page.frame_locator("#ok").locator('[data-test-id="checkout-container"]')).to_be_visible()
+        page.wait_for_function("window.loaded.length === 3")  # the refused ones have loaded an error page
+        for refused in ("bare", "other"):
+            assert page.frame_locator(f"#{refused}").locator('[data-test-id="checkout-container"]').count() == 0
+        assert [f.url for f in page.frames].count("chrome-error://chromewebdata/") == 2
+        assert len(refusals) == 2
+    finally:
+        site.close()

@@ -109,10 +109,14 @@ def test_serve_runs_everything_on_embedded_postgres_and_reuses_its_secrets() -> 
         made = first.create_endpoint(demo["secret_key"])
         assert made.status_code == 201, made.text
         pg_port = int((home / "postgres.port").read_text().strip())
-        psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate").close()  # it listens on TCP
+        pg_password = (home / "postgres.password").read_text().strip()  # no trust auth (embedded/auth.py)
+        pg_url = f"postgresql://postgres:{pg_password}@127.0.0.1:{pg_port}/paygate"
+        psycopg.connect(pg_url).close()  # it listens on TCP, with a password
+        with pytest.raises(psycopg.OperationalError):  # and only with it
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate", connect_timeout=2)
         first.stop(signal.SIGINT)  # Ctrl-C
         with pytest.raises(psycopg.OperationalError):  # the embedded server stopped too
-            psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/paygate", connect_timeout=2)
+            psycopg.connect(pg_url, connect_timeout=2)
 
         second = Serve(home, 2)
         runs.append(second)

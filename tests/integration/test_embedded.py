@@ -1,4 +1,5 @@
-"""The embedded PostgreSQL of `paygate serve`: first start, restart with data kept, crash recovery."""
+"""The embedded PostgreSQL of `paygate serve`: first start, restart with data kept, crash recovery, and
+password authentication (no trust for local users)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from paygate.embedded import EmbeddedPostgres
+from paygate.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 
 @pytest.fixture
@@ -76,3 +78,50 @@ def test_explicit_port(home: Path) -> None:
         assert pg.port == port
         with psycopg.connect(pg.admin_url) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("postgres",)
+
+
+def _refused_without_password(port: int) -> bool:
+    for url in (f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                f"postgresql://postgres:wrong@127.0.0.1:{port}/postgres"):
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.OperationalError as exc:
+            if "password" not in str(exc):
+                return False
+        else:
+            return False
+    return True
+
+
+def test_only_the_generated_password_lets_a_client_in(home: Path) -> None:
+    with EmbeddedPostgres(home) as pg:
+        secret = (home / "postgres.password").read_text().strip()
+        assert len(secret) >= 40 and secret in pg.url()
+        assert stat.S_IMODE((home / "postgres.password").stat().st_mode) == 0o600
+        assert (home / "postgres.password").stat().st_uid == os.geteuid()  # not the server's account
+        assert _refused_without_password(pg.port)
+        with psycopg.connect(pg.url()) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+        hba = (home / "pgdata" / "pg_hba.conf").read_text()
+        assert "trust" not in hba and "host    all    all    127.0.0.1/32    scram-sha-256" in hba
+        assert not list(home.glob(".initdb-pwfile-*"))  # initdb's copy of the password is gone
+    (home / "postgres.password").unlink()
+    with pytest.raises(EmbeddedPostgresError, match=r"postgres\.password is missing"):
+        EmbeddedPostgres(home).start()
+    assert not (home / "postgres.password").exists()  # no new password was made up for the old data
+
+
+def test_a_data_directory_that_trusted_everyone_is_converted(home: Path) -> None:
+    """As an older paygate left it: trust for TCP, no password set, no password file."""
+    with EmbeddedPostgres(home) as pg, psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT 1 AS v")
+        conn.execute("ALTER ROLE postgres PASSWORD NULL")
+        (home / "pgdata" / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+        conn.execute("SELECT pg_reload_conf()")
+    (home / "postgres.password").unlink()
+
+    with EmbeddedPostgres(home) as again:
+        assert (home / "postgres.password").exists()
+        assert _refused_without_password(again.port)
+        with psycopg.connect(again.admin_url) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchone() == (1,)

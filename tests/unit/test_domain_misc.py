@@ -1,14 +1,42 @@
+import itertools
 import random
 
 from paygate.domain import idempotency, ledger, retry
 from paygate.domain.ids import new_id
 
 
-def test_ids_are_prefixed_unique_and_time_sorted() -> None:
+def _clock_and_random(id_: str) -> tuple[int, int]:
+    body = id_.split("_", 1)[1]
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    return int("".join(f"{alphabet.index(c):05b}" for c in body[:10]), 2), \
+        int("".join(f"{alphabet.index(c):05b}" for c in body[10:]), 2)
+
+
+def test_ids_are_prefixed_unique_and_sort_by_millisecond() -> None:
     ids = [new_id("pay") for _ in range(2000)]
     assert all(i.startswith("pay_") and len(i) == 30 for i in ids)
     assert len(set(ids)) == len(ids)
-    assert ids == sorted(ids)
+    clocks = [_clock_and_random(i)[0] for i in ids]
+    assert clocks == sorted(clocks)
+    assert [_clock_and_random(i)[0] for i in sorted(ids)] == clocks  # sorting ids sorts them by creation ms
+
+
+def test_ids_carry_80_fresh_random_bits_even_within_a_millisecond() -> None:
+    ids = [new_id("ord") for _ in range(4000)]
+    by_ms: dict[int, list[int]] = {}
+    for i in ids:
+        ms, rand = _clock_and_random(i)
+        by_ms.setdefault(ms, []).append(rand)
+    same_ms = [r for rands in by_ms.values() if len(rands) > 1 for r in rands]
+    assert len(same_ms) > 100  # the loop is fast enough to make many ids per millisecond
+    for rands in by_ms.values():  # no id is its predecessor plus a small step (audit 13)
+        assert all(abs(b - a) > 2**40 for a, b in itertools.pairwise(rands))
+    # every one of the 80 bits varies: neither a constant nor a counter hides in the low or high end
+    ored, anded = 0, 2**80 - 1
+    for _, rand in map(_clock_and_random, ids):
+        ored |= rand
+        anded &= rand
+    assert ored == 2**80 - 1 and anded == 0
 
 
 def test_fingerprint_compares_parsed_json() -> None:

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from paygate.api import (
+    docs,
     errors,
     routes_bank_events,
     routes_events,
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = make_pool(conninfo, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = make_pool(conninfo, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                         statement_timeout_ms=settings.db_statement_timeout_ms,
+                         lock_timeout_ms=settings.db_lock_timeout_ms)
         await pool.open(wait=False)
         bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
         keys = KeyCache()
@@ -71,12 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="A self-hostable payment gateway: cards and UPI, a double-entry ledger, signed webhooks.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api/docs.py: Swagger UI from the installed wheel, not a CDN
         openapi_url="/openapi.json",
         redoc_url=None,
     )
     errors.install(app)
     app.include_router(routes_ops.router)
+    app.include_router(docs.router)
     app.include_router(routes_payments.router)
     app.include_router(routes_orders.router)
     app.include_router(routes_events.router)

@@ -76,6 +76,14 @@ def install(app: FastAPI) -> None:
     async def _too_large(_: Request, exc: BodyTooLarge) -> Response:
         return error(InvalidRequest("request_too_large", "The request body exceeds 1 MB.", status=413))
 
+    @app.exception_handler(psycopg.errors.QueryCanceled)  # statement_timeout, and lock_timeout below
+    @app.exception_handler(psycopg.errors.LockNotAvailable)
+    async def _db_timeout(_: Request, exc: psycopg.OperationalError) -> Response:
+        # The session timeouts (store/db.py) fired: the transaction was rolled back, nothing is half-done,
+        # and the same request may well succeed in a moment. Logged apart from "database down".
+        log.warning("database_timeout", error=type(exc).__name__, sqlstate=exc.sqlstate)
+        return error(Unavailable("The database is busy; retry shortly."))
+
     @app.exception_handler(psycopg.OperationalError)
     async def _db_down(_: Request, exc: psycopg.OperationalError) -> Response:
         log.warning("database_unavailable", error=type(exc).__name__)

@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from paygate.bank import store
+from paygate.bank import cards, store
 from paygate.bank.callbacks import CallbackWorker
 from paygate.bank.faults import Faults
 from paygate.config import Settings
@@ -101,13 +102,13 @@ async def _body(request: Request) -> Any:
         raise _BadRequest("The body is not valid JSON.") from None
 
 
-def _request_hash(path: str, body: dict[str, Any]) -> bytes:
-    """What a replay must match. The card number enters only as its SHA-256 and the CVC not at all."""
+def _request_hash(path: str, body: dict[str, Any], card_key: bytes) -> bytes:
+    """What a replay must match. The card number enters only as its keyed hash and the CVC not at all."""
     canonical = dict(body)
     pm = canonical.get("payment_method")
     if isinstance(pm, dict) and isinstance(pm.get("card"), dict):
         card = {k: v for k, v in pm["card"].items() if k != "cvc"}
-        card["number"] = hashlib.sha256(str(card.get("number", "")).encode()).hexdigest()
+        card["number"] = cards.card_hash(str(card.get("number", "")), card_key).hex()
         canonical["payment_method"] = {**pm, "card": card}
     return hashlib.sha256(path.encode() + b"\n" + orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).digest()
 
@@ -115,7 +116,7 @@ def _request_hash(path: str, body: dict[str, Any]) -> bytes:
 # --- actions -----------------------------------------------------------------------------------------
 
 
-def _authorization_action(body: dict[str, Any], faults: Faults) -> store.Action:
+def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: bytes) -> store.Action:
     _object(
         body,
         {"reference", "amount", "currency", "capture", "payment_method", "callback_url"},
@@ -163,6 +164,7 @@ def _authorization_action(body: dict[str, Any], faults: Faults) -> store.Action:
                 cvc=cvc,
                 capture=capture,
                 now=now,
+                card_key=card_key,
             )
 
         return card_action
@@ -222,7 +224,9 @@ def create_app(
 ) -> FastAPI:
     """The bank service. `run_migrations` applies the bank's migrations at startup (idempotent)."""
     faults = Faults.from_settings(settings)
-    pool = store.make_pool(conninfo, max_size=pool_max_size)
+    card_key = cards.card_key(settings.bank_webhook_secret)
+    pool = store.make_pool(conninfo, max_size=pool_max_size, statement_timeout_ms=settings.db_statement_timeout_ms,
+                           lock_timeout_ms=settings.db_lock_timeout_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -260,7 +264,8 @@ def create_app(
             currency = body.get("currency")
             arrival = store.Arrival(type_, body["reference"], body.get("amount", 0),
                                     currency.upper() if isinstance(currency, str) else None)
-            op, replayed = await store.execute(pool, key, _request_hash(request.url.path, body), action, arrival)
+            op, replayed = await store.execute(pool, key, _request_hash(request.url.path, body, card_key), action,
+                                               arrival)
         except _BadRequest as exc:
             return _error(400, "invalid_request_error", exc.code, exc.message, exc.param)
         except store.KeyReused:
@@ -283,7 +288,8 @@ def create_app(
 
         return handler
 
-    app.add_api_route("/v1/authorizations", route("authorization", _authorization_action), methods=["POST"])
+    app.add_api_route("/v1/authorizations", route("authorization", partial(_authorization_action, card_key=card_key)),
+                      methods=["POST"])
     app.add_api_route("/v1/captures", route("capture", _capture_action), methods=["POST"])
     app.add_api_route("/v1/voids", route("void", _void_action), methods=["POST"])
     app.add_api_route("/v1/refunds", route("refund", _refund_action), methods=["POST"])
@@ -311,7 +317,7 @@ def create_app(
     async def card(number: str) -> Response:
         if not luhn_valid(number):
             return _error(404, "invalid_request_error", "resource_missing", "No such card.")
-        return _json(200, {"object": "bank_card", **await store.card_state(pool, digits_only(number))})
+        return _json(200, {"object": "bank_card", **await store.card_state(pool, digits_only(number), card_key)})
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -6,6 +6,7 @@ Pure: no I/O. The balance check happens in the store, under the account's row lo
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,9 +38,17 @@ TEST_CARDS: dict[str, CardRule] = {
 _ANY = CardRule()
 
 
-def card_hash(number: str) -> bytes:
-    """What the bank stores instead of the number."""
-    return hashlib.sha256(digits_only(number).encode()).digest()
+def card_key(secret: str) -> bytes:
+    """The key of the simulator's card hashes, derived from its own secret (PAYGATE_BANK_WEBHOOK_SECRET).
+    Derived rather than the secret itself, so a hash is never also a valid callback signature."""
+    return hmac.new(secret.encode(), b"paygate-bank card-hash v1", hashlib.sha256).digest()
+
+
+def card_hash(number: str, key: bytes) -> bytes:
+    """What the bank stores instead of the number: keyed (HMAC-SHA-256), because an unkeyed hash of a
+    card number falls to brute force (a BIN and a Luhn digit leave about 10^9 candidates). Changing the
+    secret changes every hash, so accounts start again from their opening balance: it is a simulator."""
+    return hmac.new(key, digits_only(number).encode(), hashlib.sha256).digest()
 
 
 def lookup(number: str) -> CardRule:

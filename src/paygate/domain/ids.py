@@ -1,15 +1,19 @@
-"""Opaque, prefixed identifiers that sort by creation time (ULID layout: 48-bit ms clock + 80 random bits)."""
+"""Opaque, prefixed identifiers that sort by creation time (ULID layout: 48-bit ms clock + 80 random bits).
+
+Every id gets 80 fresh random bits (API.md §19): an order id is the capability that opens its checkout
+(ADR 0007), so the next id must not be guessable from the previous one. ULID's "monotonic" variant (the
+previous random part plus one within a millisecond) is exactly that guess, so it is not used: ids from
+different milliseconds sort by time, ids from one millisecond are still distinct and totally ordered, but
+in random order among themselves. Nothing may rely on creation order finer than a millisecond.
+"""
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
-_lock = threading.Lock()
-_last_ms = 0
-_last_rand = 0
+RANDOM_BITS = 80
 
 
 def _encode(value: int, length: int) -> str:
@@ -21,14 +25,8 @@ def _encode(value: int, length: int) -> str:
 
 
 def new_id(prefix: str) -> str:
-    """`prefix_` + 26 characters; monotonic within a process, so ids made in one millisecond still sort."""
-    global _last_ms, _last_rand
-    with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms <= _last_ms:
-            ms = _last_ms
-            rand = _last_rand + 1
-        else:
-            rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave headroom for increments
-        _last_ms, _last_rand = ms, rand
+    """`prefix_` + 26 characters: 10 for the millisecond clock, 16 for 80 bits from the OS's CSPRNG."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(RANDOM_BITS // 8), "big")
     return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from paygate.config import get_settings
 
 Conn = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
@@ -18,20 +24,62 @@ async def _configure(conn: Conn) -> None:
     await conn.set_autocommit(True)
 
 
+CHECK_AFTER_IDLE_S = 1.0
+_last_handed_out: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+
+
+async def _check(conn: Conn) -> None:
+    """Before a connection is handed out: one empty round trip, unless it was handed out less than a
+    second ago. A connection that died with a failover or an idle reap has then been idle, and is
+    replaced instead of failing a request; a busy pool (the hot path, ADR 0008) pays nothing."""
+    now = time.monotonic()
+    last = _last_handed_out.get(conn)
+    _last_handed_out[conn] = now
+    if last is None or now - last >= CHECK_AFTER_IDLE_S:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def session_options(conninfo: str, *, statement_timeout_ms: int, lock_timeout_ms: int) -> str:
+    """The libpq `options` every pooled session starts with: the conninfo's own (or PGOPTIONS), then ours.
+
+    Sent in the startup packet, so they cost no round trip and hold for the whole session. A statement
+    that runs longer than `statement_timeout_ms`, or waits longer than `lock_timeout_ms` for a row or
+    advisory lock, is cancelled by the server (QueryCanceled / LockNotAvailable, answered 503): no
+    request waits on the database for ever (API.md §19). Only pools get them: migrations, the LISTEN
+    connection and the drill's checks connect on their own and may legitimately wait longer. 0 turns
+    either off, as in PostgreSQL."""
+    # an `options` keyword replaces libpq's PGOPTIONS and the conninfo's own: keep theirs, then ours
+    own = str(conninfo_to_dict(conninfo).get("options") or os.environ.get("PGOPTIONS", ""))
+    ours = f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(lock_timeout_ms)}"
+    return f"{own} {ours}".strip()
+
+
 def make_pool(
-    conninfo: str, *, min_size: int = 2, max_size: int = 16, name: str = "paygate"
+    conninfo: str, *, min_size: int = 2, max_size: int = 16, name: str = "paygate", timeout: float = 3.0,
+    statement_timeout_ms: int | None = None, lock_timeout_ms: int | None = None,
 ) -> AsyncConnectionPool[Conn]:
-    """A pool that opens lazily-tolerantly: if PostgreSQL is down the process still starts and recovers."""
+    """A pool that opens lazily-tolerantly: if PostgreSQL is down the process still starts and recovers.
+
+    `timeout` is how long a request waits for a free connection (then 503, not a hung request). The
+    session timeouts default to PAYGATE_DB_STATEMENT_TIMEOUT_MS and PAYGATE_DB_LOCK_TIMEOUT_MS. A
+    connection idle for a second or more is checked before it is handed out (`_check`)."""
+    settings = get_settings()
+    options = session_options(
+        conninfo,
+        statement_timeout_ms=settings.db_statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms,
+        lock_timeout_ms=settings.db_lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms,
+    )
     return AsyncConnectionPool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row, "prepare_threshold": 0, "connect_timeout": 3},
+        kwargs={"row_factory": dict_row, "prepare_threshold": 0, "connect_timeout": 3, "options": options},
         connection_class=psycopg.AsyncConnection[DictRow],
         configure=_configure,
+        check=_check,
         open=False,
         name=name,
-        timeout=3.0,  # a connection we cannot get within this is a 503, not a hung request
+        timeout=timeout,
         max_lifetime=1800,
         reconnect_timeout=0,
     )

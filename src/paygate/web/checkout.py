@@ -83,24 +83,28 @@ async def checkout_page(
         public_surface(request)
         return await _checkout_page(request, order_id, key, embed, origin)
     except RateLimited as err:
-        return html("checkout_error.html", status=429, frame="anywhere", headers=err.headers(),
+        parent = origin if origin and _ORIGIN.fullmatch(origin) else ""
+        return html("checkout_error.html", status=429, frame="checkout", parent_origin=parent, headers=err.headers(),
                     title="Too many requests", message="Too many requests from your network. Wait a minute, "
                                                        "then reload this page.")
 
 
 async def _checkout_page(request: Request, order_id: str, key: str | None, embed: int, origin: str | None) -> Response:
     gw = gateway(request)
+    parent = origin if origin and _ORIGIN.fullmatch(origin) else ""  # the SDK's embedding page: frame_ancestors
     async with gw.pool.connection() as conn:
         order = await _order(conn, order_id)
         if order is None:
-            return html("checkout_error.html", status=404, frame="anywhere", title="Order not found",
+            return html("checkout_error.html", status=404, frame="checkout", parent_origin=parent,
+                        title="Order not found",
                         message="This payment link is not valid. Ask the shop for a new one.")
         merchant = await merchants.by_id(conn, order["merchant_id"])
         payment = await _relevant_payment(conn, order)
     if key is not None:
         who = await lookup_key(request, key)
         if who is None or who.kind != "publishable" or who.merchant_id != order["merchant_id"]:
-            return html("checkout_error.html", status=403, frame="anywhere", title="Checkout unavailable",
+            return html("checkout_error.html", status=403, frame="checkout", parent_origin=parent,
+                        title="Checkout unavailable",
                         message="This checkout cannot be opened with this key. "
                                 "Use the publishable key (pk_test_…) of the merchant that created the order.")
     if order["status"] == "paid" and payment is not None and payment["status"] in _PAID:
@@ -110,9 +114,10 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
     else:
         state = "form"
     return html(
-        "checkout.html", frame="anywhere", order=order, merchant_name=merchant["name"] if merchant else "",
+        "checkout.html", frame="checkout", parent_origin=parent, order=order,
+        merchant_name=merchant["name"] if merchant else "",
         amount=money(order["amount"], order["currency"]), state=state, payment=_public(payment),
-        embedded=bool(embed), parent_origin=origin if origin and _ORIGIN.match(origin) else "",
+        embedded=bool(embed),
     )
 
 

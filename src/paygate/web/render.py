@@ -1,6 +1,6 @@
 """HTML rendering for the browser surfaces: one Jinja2 environment, money and time formatting, and the
-security headers each kind of page needs (the dashboard may never be framed; the checkout must be, by
-any merchant's site, for the SDK's modal)."""
+security headers each kind of page needs (the dashboard may never be framed; the checkout may be, by
+the merchant page that opened it through the SDK's modal)."""
 
 from __future__ import annotations
 
@@ -59,14 +59,30 @@ _env.filters["method_label"] = method_label
 _env.globals["money"] = money
 
 
+def frame_ancestors(frame: Literal["never", "checkout"], parent_origin: str = "") -> str:
+    """Who may frame a page. The dashboard: nobody. The checkout: paygate itself, and the one origin the
+    SDK announced as its embedding page (`?origin=`, paygate.js sends `location.origin`; checkout.py
+    validates it as a bare scheme://host[:port], so nothing else can enter the header).
+
+    That origin comes from the URL, so it narrows rather than authenticates: a checkout link opened
+    without it (as sent by e-mail, or a bare <iframe>) cannot be framed by any other site, and a page
+    opened for one shop cannot be framed by another; but whoever holds an order id may still build a
+    URL naming their own origin, as they could open the link itself. An allow-list of each merchant's
+    own sites would be the stronger check; the contract has no place for one yet. Every ancestor must
+    match, so a shop page that is itself framed elsewhere cannot embed the checkout."""
+    if frame == "never":
+        return "'none'"
+    return f"'self' {parent_origin}" if parent_origin else "'self'"
+
+
 def html(
-    template: str, *, status: int = 200, frame: Literal["never", "anywhere"] = "never",
+    template: str, *, status: int = 200, frame: Literal["never", "checkout"] = "never", parent_origin: str = "",
     headers: dict[str, str] | None = None, **context: Any,
 ) -> HTMLResponse:
     """Render a template; pages are never cached (they show live payment state and CSRF tokens)."""
-    body = _env.get_template(template).render(**context)
+    body = _env.get_template(template).render(parent_origin=parent_origin, **context)
     out = {
-        "Content-Security-Policy": _CSP.format(ancestors="*" if frame == "anywhere" else "'none'"),
+        "Content-Security-Policy": _CSP.format(ancestors=frame_ancestors(frame, parent_origin)),
         "Cache-Control": "no-store",
         "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",

@@ -55,7 +55,8 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    pool = make_pool(settings.database_url, min_size=1, max_size=min(8, settings.db_pool_max), name="worker")
+    pool = make_pool(settings.database_url, min_size=1, max_size=min(8, settings.db_pool_max), name="worker",
+                     statement_timeout_ms=settings.db_statement_timeout_ms, lock_timeout_ms=settings.db_lock_timeout_ms)
     await pool.open(wait=False)
     bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
     gw = Gateway(pool=pool, bank=bank, settings=settings)

@@ -10,7 +10,9 @@
   var root = document.querySelector('[data-test-id="checkout-container"]');
   if (!root) return;
   var orderId = root.getAttribute("data-order-id");
-  var parentOrigin = root.getAttribute("data-parent-origin") || "*";
+  // Messages go to the embedding page the SDK announced (?origin=), and without one only to a page of
+  // paygate's own origin: never "*", since they name the payment (the CSP's frame-ancestors agrees).
+  var parentOrigin = root.getAttribute("data-parent-origin") || window.location.origin;
   var base = "/checkout/" + encodeURIComponent(orderId);
 
   function byId(id) { return document.getElementById(id); }

