@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paygate.domain import key_strength
+from paygate.domain.acquirers import parse_acquirers
 
 DEFAULT_BANK_WEBHOOK_SECRET = "whsec_cGF5Z2F0ZS1kZXYtYmFuay1jYWxsYmFjay1zZWNyZXQ="
 DEFAULT_FINGERPRINT_KEY = "paygate-dev-fingerprint-key"
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     home: str = "./.paygate"
     public_url: str = "http://127.0.0.1:8080"
     bank_url: str = "http://127.0.0.1:8787"
+    # `name=url,…` (API.md §14); unset: one acquirer, `bank`, at bank_url. Read through `acquirer_urls`.
+    acquirers: str | None = None
     bank_webhook_secret: str = DEFAULT_BANK_WEBHOOK_SECRET
     # Keyed card fingerprints: the same number always gives the same fingerprint, and the
     # fingerprint cannot be reversed without this key.
@@ -92,11 +95,16 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=1.0, description="polling fallback when no NOTIFY arrives")
 
     @property
+    def acquirer_urls(self) -> dict[str, str]:
+        """The configured acquirers, name → URL, in configuration order (domain/acquirers.py)."""
+        return parse_acquirers(self.acquirers, self.bank_url)
+
+    @property
     def webhook_private_allowed(self) -> bool:
         """PAYGATE_WEBHOOK_ALLOW_PRIVATE if set, else whether this is a development environment."""
         if self.webhook_allow_private is not None:
             return self.webhook_allow_private
-        return getattr(self, "env", "production") == "development"
+        return self.env == "development"
 
 
 def env_name(field: str) -> str:
