@@ -47,7 +47,8 @@ async def create(pool: AsyncConnectionPool[Conn], *, name: str, email: str, pass
         await merchants.insert(conn, id=merchant_id, name=name, email=email, password_hash=_hasher.hash(password))
         for key, kind in ((sk, "secret"), (pk, "publishable")):
             await merchants.insert_key(conn, key_hash=hash_key(key), merchant_id=merchant_id, kind=kind,
-                                       hint=f"{key[:8]}…{key[-4:]}")
+                                       hint=f"{key[:8]}…{key[-4:]}",
+                                       public_key=key if kind == "publishable" else None)
     return NewMerchant(merchant_id, sk, pk)
 
 
