@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from paygate.config import Settings
 from paygate.domain import emails
 from paygate.domain.retry import next_delay
 from paygate.mail import compose
 from paygate.mail.transport import parse_url
 from paygate.services.emails import decide
 from paygate.services.gateway import utcnow
+from paygate.worker.emails import check_settings
 
 PAN = "4111111111111111"
 SENDER = "Acme receipts <receipts@shop.example>"
@@ -164,3 +166,11 @@ def test_smtp_urls() -> None:
     for bad in ("http://x:25", "smtp://", "smtp://h:99999"):
         with pytest.raises(ValueError):
             parse_url(bad)
+
+
+def test_a_bad_smtp_url_stops_the_worker_without_showing_it() -> None:
+    with pytest.raises(SystemExit) as stopped:
+        check_settings(Settings(smtp_url="http://user:hunter2secret@mail.example.com"))
+    assert "PAYGATE_SMTP_URL" in str(stopped.value.code) and "hunter2secret" not in str(stopped.value.code)
+    check_settings(Settings(smtp_url="smtps://user:hunter2secret@mail.example.com:465"))  # fine: no exit
+    check_settings(Settings())  # unset: email off, no exit

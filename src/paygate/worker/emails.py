@@ -14,6 +14,7 @@ from datetime import datetime
 
 import structlog
 
+from paygate.config import Settings
 from paygate.domain.retry import parse_schedule
 from paygate.mail.transport import Smtp, Transport, parse_url
 from paygate.services import emails
@@ -77,6 +78,16 @@ class EmailLoop:
                 continue  # a full batch: more may be due right now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to start on an unusable `PAYGATE_SMTP_URL` (before any loop runs), naming the variable and
+    never echoing the URL: it may hold a password."""
+    if settings.smtp_url:
+        try:
+            parse_url(settings.smtp_url)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
 
 
 def transport_for(gw: Gateway) -> Transport | None:

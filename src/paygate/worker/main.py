@@ -52,6 +52,7 @@ async def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
     if not settings.database_url:
         raise SystemExit("PAYGATE_DATABASE_URL is not set.")
+    emails.check_settings(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
