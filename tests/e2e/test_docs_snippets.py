@@ -4,6 +4,7 @@ receiver of a real signed delivery from the worker — with only its placeholder
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -133,7 +134,7 @@ def test_the_curl_snippet_creates_an_order(docs_stack: Stack, merchant: dict[str
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", filled], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0, done.stderr
-    printed = httpx.Response(200, content=done.stdout.encode()).json()
+    printed = json.loads(done.stdout)
     assert printed["object"] == "order" and printed["amount"] == 5000 and printed["currency"] == "USD"
     assert [o["id"] for o in _orders(docs_stack, merchant)] == [printed["id"]]
 
