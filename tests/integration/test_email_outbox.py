@@ -269,3 +269,16 @@ async def test_without_smtp_due_emails_are_recorded_skipped(api: Api) -> None:
         rows = [await store.get(conn, m.merchant_id, i) for i in ids]
     assert [r["status"] for r in rows if r] == ["skipped", "skipped"]
     assert await EmailLoop(api.gw, None).once() == 0  # nothing piles up
+
+
+async def test_finished_emails_are_purged_after_the_retention_pending_ones_never(api: Api) -> None:
+    m = await api.merchant()
+    finished, waiting, recent = await _queue(api, m, 3)
+    async with api.gw.pool.connection() as conn:
+        await conn.execute("UPDATE emails SET status = 'sent' WHERE id = ANY(%s)", ([finished, recent],))
+        await conn.execute("UPDATE emails SET created_at = now() - interval '31 days' WHERE id = ANY(%s)",
+                           ([finished, waiting],))
+    assert await service.purge(api.gw) == 1
+    async with api.gw.pool.connection() as conn:
+        left = {i for i in (finished, waiting, recent) if await store.get(conn, m.merchant_id, i) is not None}
+    assert left == {waiting, recent}

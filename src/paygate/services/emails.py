@@ -31,6 +31,8 @@ from paygate.store.db import Conn, Row, transaction
 
 log = structlog.get_logger("paygate.emails")
 
+# Finished emails are kept as long as events (API.md §8: 30 days), then purged: they hold addresses.
+RETENTION = timedelta(days=30)
 # Outlives the longest attempt (the 15 s SMTP timeout, connecting and sending) with room to record it.
 LEASE = timedelta(seconds=60)
 
@@ -152,3 +154,8 @@ async def deliver(gw: Gateway, transport: Transport, leased: Row, schedule: list
 async def release(gw: Gateway, leases: list[tuple[str, datetime]]) -> int:
     async with transaction(gw.pool) as conn:
         return await store.release(conn, leases)
+
+
+async def purge(gw: Gateway) -> int:
+    async with gw.pool.connection() as conn:
+        return await store.purge(conn, utcnow() - RETENTION)

@@ -89,3 +89,11 @@ async def release(conn: Conn, leases: list[tuple[str, datetime]]) -> int:
         ([i for i, _ in leases], [t for _, t in leases]),
     )
     return cur.rowcount
+
+
+async def purge(conn: Conn, older_than: datetime, limit: int = 5000) -> int:
+    """Finished emails go after the retention (they hold customers' addresses); pending ones never do."""
+    cur = await conn.execute(
+        "DELETE FROM emails WHERE id IN (SELECT id FROM emails WHERE status <> 'pending' AND created_at < %s "
+        "LIMIT %s)", (older_than, limit))
+    return cur.rowcount

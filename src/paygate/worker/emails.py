@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import datetime
 
 import structlog
@@ -24,6 +25,7 @@ from paygate.store.db import Row
 log = structlog.get_logger("paygate.emails")
 
 BATCH = 16
+PURGE_EVERY_S = 600.0
 STOP_GRACE_S = 5.0
 
 
@@ -56,8 +58,15 @@ class EmailLoop:
             self._held.pop(row["id"], None)
 
     async def run(self, stop: asyncio.Event) -> None:
+        purged_at = 0.0
         while not stop.is_set():
             handled = 0
+            if time.monotonic() - purged_at >= PURGE_EVERY_S:
+                purged_at = time.monotonic()
+                try:
+                    await emails.purge(self.gw)
+                except Exception as exc:
+                    log.warning("email_purge_failed", error=type(exc).__name__, detail=str(exc)[:200])
             work = asyncio.create_task(self.once(), name="emails-pass")
             stopping = asyncio.create_task(stop.wait(), name="emails-stop")
             await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
