@@ -282,3 +282,29 @@ async def test_finished_emails_are_purged_after_the_retention_pending_ones_never
     async with api.gw.pool.connection() as conn:
         left = {i for i in (finished, waiting, recent) if await store.get(conn, m.merchant_id, i) is not None}
     assert left == {waiting, recent}
+
+
+async def test_a_stopping_loop_hands_back_the_leases_of_attempts_that_did_not_finish(api: Api) -> None:
+    m = await api.merchant()
+    [email_id] = await _queue(api, m, 1)
+    started = asyncio.Event()
+
+    class Hanging:
+        async def send(self, message: EmailMessage) -> None:
+            started.set()
+            await asyncio.Event().wait()  # an SMTP server that never answers
+
+    loop = EmailLoop(api.gw, Hanging(), poll_s=0.05, stop_grace_s=0.2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run(stop))
+    await asyncio.wait_for(started.wait(), 10)
+    async with api.gw.pool.connection() as conn:
+        leased = await store.get(conn, m.merchant_id, email_id)
+    assert leased is not None and leased["locked_until"] is not None
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    async with api.gw.pool.connection() as conn:
+        back = await store.get(conn, m.merchant_id, email_id)
+    # nothing recorded, nothing lost: another worker may send it at once
+    assert back is not None and back["locked_until"] is None
+    assert (back["status"], back["attempt_count"]) == ("pending", 0)

@@ -31,8 +31,9 @@ STOP_GRACE_S = 5.0
 
 class EmailLoop:
     def __init__(self, gw: Gateway, transport: Transport | None, *, batch: int = BATCH,
-                 poll_s: float | None = None) -> None:
+                 poll_s: float | None = None, stop_grace_s: float = STOP_GRACE_S) -> None:
         self.gw = gw
+        self.stop_grace_s = stop_grace_s
         self.transport = transport
         self.schedule = parse_schedule(gw.settings.webhook_retry_schedule)
         self.batch = batch
@@ -72,12 +73,13 @@ class EmailLoop:
             await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if not work.done():  # stopping mid-pass: let attempts finish briefly, then hand the rest back
-                await asyncio.wait({work}, timeout=STOP_GRACE_S)
+                await asyncio.wait({work}, timeout=self.stop_grace_s)
                 if not work.done():
+                    held = list(self._held.items())  # before cancelling: each task forgets its lease as it ends
                     work.cancel()
                     await asyncio.gather(work, return_exceptions=True)
                     with contextlib.suppress(Exception):
-                        await emails.release(self.gw, list(self._held.items()))
+                        await emails.release(self.gw, held)
                     return
             try:
                 handled = work.result()
