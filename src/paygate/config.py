@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     bank_latency_ms: str = "0-0"
     bank_duplicate_rate: float = 0.0
     bank_upi_delay_ms: str = "1000-3000"
+    # Receipts and checkout links by email (docs/emails.md): smtp://host:port or smtps://user:password@host:port;
+    # unset, no email is sent (the worker records due emails as skipped).
+    smtp_url: str | None = None
+    smtp_from: str = "paygate <receipts@localhost>"
     worker_poll_s: float = Field(default=1.0, description="polling fallback when no NOTIFY arrives")
 
     @property

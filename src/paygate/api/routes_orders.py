@@ -11,7 +11,8 @@ from starlette.responses import Response
 from paygate.api.deps import gateway, idempotent, principal, secret_key
 from paygate.api.listing import ListParams, list_params
 from paygate.api.responses import json
-from paygate.api.schemas import CreateOrder
+from paygate.api.schemas import CreateOrder, SendLink
+from paygate.services import emails as email_service
 from paygate.services import orders as order_service
 from paygate.services.gateway import Principal
 
@@ -45,3 +46,9 @@ async def list_order_payments(request: Request, order_id: str, who: Secret, para
     return json(await order_service.list_payments(
         gateway(request), who, order_id, limit=params.limit, starting_after=params.starting_after,
         created_gte=params.created_gte, created_lt=params.created_lt))
+
+
+@router.post("/orders/{order_id}/send_link", status_code=202, summary="Email the order's checkout link")
+async def send_link(request: Request, order_id: str, body: SendLink, who: Secret) -> Response:
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: email_service.send_link(gw, who, order_id, body.email, key))

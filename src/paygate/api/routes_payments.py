@@ -34,7 +34,7 @@ async def create_payment(request: Request, body: CreatePayment, who: AnyKey) -> 
     req = payment_service.NewPayment(
         payment_method=body.payment_method.as_dict(), amount=body.amount, currency=body.currency,
         capture_method=body.capture_method, order_id=body.order_id, customer_id=body.customer_id,
-        description=body.description, metadata=body.metadata,
+        description=body.description, metadata=body.metadata, receipt_email=body.receipt_email,
     )
     gw = gateway(request)
     return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key))

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 from pydantic_core import PydanticCustomError
 
-from paygate.domain import cards, money, upi
+from paygate.domain import cards, emails, money, upi
 
 
 class Strict(BaseModel):
@@ -50,11 +50,18 @@ def _vpa(v: str) -> str:
     return v
 
 
+def _email(v: str) -> str:
+    if not emails.valid_address(v):
+        raise PydanticCustomError("parameter_invalid", "Not a valid email address.")
+    return v
+
+
 Amount = Annotated[StrictInt, AfterValidator(_amount)]
 Currency = Annotated[StrictStr, AfterValidator(_currency)]
 Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata)]
 ShortText = Annotated[StrictStr, Field(max_length=255)]
 LongText = Annotated[StrictStr, Field(max_length=1000)]
+Email = Annotated[StrictStr, AfterValidator(_email)]
 
 
 class Card(Strict):
@@ -97,6 +104,7 @@ class CreatePayment(Strict):
     customer_id: ShortText | None = None
     description: LongText | None = None
     metadata: Metadata = Field(default_factory=dict)
+    receipt_email: Email | None = None
 
 
 class Capture(Strict):
@@ -115,3 +123,7 @@ class CreateOrder(Strict):
     currency: Currency
     receipt: ShortText | None = None
     notes: Metadata = Field(default_factory=dict)
+
+
+class SendLink(Strict):
+    email: Email

@@ -22,3 +22,11 @@ def parse_schedule(text: str) -> list[float]:
 def jittered(delay_s: float, rng: random.Random | None = None, spread: float = 0.2) -> float:
     r = rng or random
     return delay_s * r.uniform(1 - spread, 1 + spread)
+
+
+def next_delay(attempts_made: int, schedule: list[float], rng: random.Random | None = None) -> float | None:
+    """Seconds until the next attempt of a `schedule` (one delay per attempt, the first being the first
+    attempt's) after `attempts_made` attempts, with ±20 % jitter; None when the schedule is spent."""
+    if attempts_made >= len(schedule):
+        return None
+    return jittered(schedule[attempts_made], rng)

@@ -40,6 +40,7 @@ def payment(row: Row) -> dict[str, Any]:
         "created_at": ts(row["created_at"]),
         "updated_at": ts(row["updated_at"]),
         "status_history": row["status_history"],
+        "receipt_email": row.get("receipt_email"),
     }
 
 

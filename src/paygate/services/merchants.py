@@ -71,7 +71,8 @@ async def _insert_keys(conn: Conn, merchant_id: str) -> Credentials:
     sk, pk = _make_key("sk"), _make_key("pk")
     for key, kind in ((sk, "secret"), (pk, "publishable")):
         await merchants.insert_key(conn, key_hash=hash_key(key), merchant_id=merchant_id, kind=kind,
-                                   hint=f"{key[:8]}…{key[-4:]}")
+                                   hint=f"{key[:8]}…{key[-4:]}",
+                                   public_key=key if kind == "publishable" else None)  # public by design
     return Credentials(merchant_id, sk, pk)
 
 

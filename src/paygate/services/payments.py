@@ -39,6 +39,7 @@ class NewPayment:
     customer_id: str | None = None
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    receipt_email: str | None = None
 
 
 def render(p: Row) -> Outcome:
@@ -123,7 +124,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 "method_type": pm["type"], "payment_method": _public_method(pm, gw.settings.fingerprint_key),
                 "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
                 "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
-                "created_at": now, "updated_at": now,
+                "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
             })
             if order is not None:
                 await orders.mark_attempted(conn, order["id"], now)

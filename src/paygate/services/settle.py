@@ -15,6 +15,7 @@ from paygate.domain import views
 from paygate.domain.ids import new_id
 from paygate.domain.money import fee_for
 from paygate.domain.payments import Status, can_transition, event_for, status_after_refund
+from paygate.services import emails
 from paygate.services.gateway import Gateway
 from paygate.store import bank_ops, events, ledger, orders, payments, refunds
 from paygate.store.db import Conn, Row
@@ -61,6 +62,7 @@ async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datet
                      authorization_expires_at=None)
     await ledger.post(conn, merchant_id=row["merchant_id"], kind="capture", currency=row["currency"],
                       postings=postings.capture_postings(amount, fee), now=now, payment_id=row["id"])
+    await emails.queue_payment_receipt(conn, row, now)  # beside payment.captured, in its transaction
     if row["order_id"]:
         order = await orders.add_paid(conn, row["order_id"], amount, now)
         if order is not None and order["previous_status"] != "paid":
@@ -124,6 +126,7 @@ async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: st
                           refund_id=r["id"])
         r = await refunds.update(conn, r["id"], {"status": "succeeded", "updated_at": now})
         await emit(conn, p["merchant_id"], "refund.succeeded", views.refund(r), now)
+        await emails.queue_refund_receipt(conn, p, r, now)
     else:
         p = await payments.update(conn, p, {"amount_refund_reserved": reserved, "updated_at": now})
         r = await refunds.update(conn, r["id"], {"status": "failed", "failure_code": failure_code or "processing_error",

@@ -22,11 +22,22 @@ async def insert(conn: Conn, *, id: str, name: str, email: str, password_hash: s
     )
 
 
-async def insert_key(conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str) -> None:
+async def insert_key(
+    conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str, public_key: str | None = None
+) -> None:
+    """`public_key`: a publishable key in full (public by design; the integration docs show it)."""
     await conn.execute(
-        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint) VALUES (%s, %s, %s, %s)",
-        (key_hash, merchant_id, kind, hint),
+        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint, public_key) VALUES (%s, %s, %s, %s, %s)",
+        (key_hash, merchant_id, kind, hint, public_key),
     )
+
+
+async def publishable_key(conn: Conn, merchant_id: str) -> str | None:
+    """The merchant's newest live publishable key in full, if it was kept (keys made before 0005 were not)."""
+    row = await fetch_one(
+        conn, "SELECT public_key FROM api_keys WHERE merchant_id = %s AND kind = 'publishable' "
+        "AND revoked_at IS NULL AND public_key IS NOT NULL ORDER BY created_at DESC LIMIT 1", (merchant_id,))
+    return str(row["public_key"]) if row else None
 
 
 async def by_key_hash(conn: Conn, key_hash: bytes) -> Row | None:

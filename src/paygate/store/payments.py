@@ -15,7 +15,7 @@ _UPDATABLE = frozenset({
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
     "order_id", "customer_id", "description", "metadata", "failure_code", "failure_message",
-    "authorization_expires_at", "status_history", "created_at", "updated_at",
+    "authorization_expires_at", "status_history", "created_at", "updated_at", "receipt_email",
 )
 
 

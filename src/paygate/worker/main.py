@@ -14,7 +14,7 @@ from paygate.config import Settings
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.store.db import make_pool
-from paygate.worker import deliveries, expiry, maintenance, recovery
+from paygate.worker import deliveries, emails, expiry, maintenance, recovery
 
 log = structlog.get_logger("paygate.worker")
 
@@ -43,6 +43,7 @@ def loops(gw: Gateway, stop: asyncio.Event) -> list[Awaitable[None]]:
         every(2.0, stop, "completer", lambda: maintenance.complete_abandoned_keys(gw)),
         every(600.0, stop, "reaper", lambda: maintenance.reap(gw)),
         deliveries.run(gw, stop),
+        emails.run(gw, stop),
     ]
     return out
 
@@ -51,6 +52,7 @@ async def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
     if not settings.database_url:
         raise SystemExit("PAYGATE_DATABASE_URL is not set.")
+    emails.check_settings(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -31,4 +31,17 @@
       }
     });
   });
+
+  // Copy buttons for code snippets (the integration docs): the target element's text, exactly as shown.
+  document.querySelectorAll("[data-copy-target]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var target = document.getElementById(button.getAttribute("data-copy-target"));
+      if (!target || !navigator.clipboard) return;
+      navigator.clipboard.writeText(target.textContent).then(function () {
+        button.textContent = "Copied";
+        button.setAttribute("data-copied", "true");
+        setTimeout(function () { button.textContent = "Copy"; button.removeAttribute("data-copied"); }, 2000);
+      }, function () { button.textContent = "Copy failed"; });
+    });
+  });
 })();

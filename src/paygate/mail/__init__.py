@@ -1,0 +1,1 @@
+"""Outgoing email: composing paygate's messages and the SMTP transport that sends them."""
