@@ -16,6 +16,7 @@ from paygate.api import (
     routes_ops,
     routes_orders,
     routes_payments,
+    routes_routing,
     routes_webhooks,
 )
 from paygate.api.middleware import Edge
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_orders.router)
     app.include_router(routes_events.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_routing.router)
     app.include_router(routes_bank_events.router)
     app.include_router(web_routes.router)
     # Bodies that are not JSON: the dashboard's forms, and the bank's callbacks (verified over raw bytes).
