@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from paygate.web import assets, auth, checkout, dashboard
+from paygate.web import assets, auth, checkout, dashboard, dashboard_routing
 
 router = APIRouter(include_in_schema=False)
 router.include_router(assets.router)
 router.include_router(checkout.router)
 router.include_router(auth.router)
 router.include_router(dashboard.router)
+router.include_router(dashboard_routing.router)
