@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -80,7 +81,7 @@ def test_the_routing_editor_saves_valid_rules_and_refuses_invalid_ones(
     editor = page.locator(tid("routing-input"))
     assert json.loads(editor.input_value()) == {"default": ["alpha", "beta"], "rules": []}
 
-    valid = {"default": ["beta", "alpha"], "rules": [
+    valid: dict[str, Any] = {"default": ["beta", "alpha"], "rules": [
         {"name": "rupees by UPI", "when": {"currency": ["inr"], "method": ["upi"]}, "acquirers": ["alpha"]},
         {"name": "large", "when": {"amount_gte": 100000}, "acquirers": ["alpha", "beta"], "order": "success_rate"}]}
     editor.fill(json.dumps(valid, indent=2))
