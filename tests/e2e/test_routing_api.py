@@ -158,4 +158,6 @@ def test_openapi_describes_the_routing_body(two_acquirers: Stack) -> None:
     rule = schema["properties"]["rules"]["items"]
     assert set(rule["properties"]) == {"name", "when", "acquirers", "order"}
     assert "$ref" not in str(schema)  # inlined: a fuzzer needs no components to read it
+    assert schema["properties"]["default"]["items"] == {"type": "string", "enum": ["alpha", "beta"]}
+    assert rule["properties"]["acquirers"]["items"]["enum"] == ["alpha", "beta"]
     assert "/v1/acquirers" in spec["paths"]

@@ -5,13 +5,16 @@ amount_gte < amount_lt) and names the offending path in `param`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, get_args
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from paygate.domain.routing import CARD_BRANDS, MAX_NAME, MAX_RULES
 
-Names = Annotated[list[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")]], Field(min_length=1)]
+_NAME = r"^[a-z][a-z0-9_]{0,30}$"
+Names = Annotated[list[Annotated[StrictStr, Field(pattern=_NAME)]], Field(min_length=1)]
 Amount = Annotated[StrictInt, Field(ge=0, le=100_000_000)]
 Brand = Literal["visa", "mastercard", "amex", "discover", "rupay", "jcb", "unknown"]
 assert set(get_args(Brand)) == set(CARD_BRANDS)  # one list of brands
@@ -63,6 +66,35 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def put_routing_openapi() -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": _inline(RoutingBody.model_json_schema())}}}}
+def put_routing_openapi(acquirers: Sequence[str] | None = None) -> dict[str, Any]:
+    """The operation's requestBody; with `acquirers` (the configured names), every acquirer list is an
+    enum of them, so a client or a fuzzer generating a valid body names acquirers that exist."""
+    schema = _inline(RoutingBody.model_json_schema())
+    if acquirers:
+        def narrow(node: Any) -> None:
+            if isinstance(node, dict):
+                if "pattern" in node and node.get("type") == "string" and node["pattern"] == _NAME:
+                    del node["pattern"]
+                    node["enum"] = list(acquirers)
+                for v in node.values():
+                    narrow(v)
+            elif isinstance(node, list):
+                for v in node:
+                    narrow(v)
+        narrow(schema)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def describe_acquirers(app: FastAPI, acquirers: Sequence[str]) -> None:
+    """Make the app's OpenAPI document name the configured acquirers in PUT /v1/routing's body."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            operation = spec.get("paths", {}).get("/v1/routing", {}).get("put")
+            if operation is not None:
+                operation.update(put_routing_openapi(acquirers))
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
