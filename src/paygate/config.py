@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     bank_url: str = "http://127.0.0.1:8787"
     # `name=url,…` (API.md §14); unset: one acquirer, `bank`, at bank_url. Read through `acquirer_urls`.
     acquirers: str | None = None
+    # Each acquirer's circuit breaker (API.md §14): down after this many consecutive unavailable attempts,
+    # for this long; then one request probes it. Shared by every API process through PostgreSQL.
+    acquirer_trip_after: int = Field(default=5, ge=1)
+    acquirer_cooldown_s: float = Field(default=30.0, gt=0)
     bank_webhook_secret: str = DEFAULT_BANK_WEBHOOK_SECRET
     # Keyed card fingerprints: the same number always gives the same fingerprint, and the
     # fingerprint cannot be reversed without this key.

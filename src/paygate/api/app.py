@@ -16,6 +16,7 @@ from paygate.api import (
     routes_ops,
     routes_orders,
     routes_payments,
+    routes_routing,
     routes_webhooks,
 )
 from paygate.api.middleware import Edge
@@ -24,6 +25,7 @@ from paygate.config import GATEWAY_SECRETS, Settings, get_settings, secret_probl
 from paygate.domain.ratelimit import Limits
 from paygate.http.clientaddr import parse_trusted
 from paygate.http.context import AppContext
+from paygate.http.routing_schemas import describe_acquirers
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.services.merchants import KeyCache
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_orders.router)
     app.include_router(routes_events.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_routing.router)
+    describe_acquirers(app, list(settings.acquirer_urls))  # PUT /v1/routing's schema names them
     app.include_router(routes_bank_events.router)
     app.include_router(web_routes.router)
     # Bodies that are not JSON: the dashboard's forms, and the bank's callbacks (verified over raw bytes).

@@ -63,6 +63,8 @@ MESSAGES = {
     "endpoint_deleted": "The endpoint was deleted.",
     "resource_missing": "Not found.",
     "grace_invalid": "Choose how long the current keys keep working.",
+    "routing_saved": "Routing saved: new payments follow it.",
+    "routing_not_saved": "The routing was not saved.",
 }
 
 
