@@ -23,9 +23,9 @@ from starlette.responses import Response
 
 from paygate.api.deps import gateway, idempotent
 from paygate.api.responses import json
-from paygate.api.schemas import PaymentMethod
 from paygate.domain.payments import Status
 from paygate.errors import NotFound
+from paygate.http.schemas import PaymentMethod
 from paygate.services import payments as payment_service
 from paygate.services.gateway import Principal
 from paygate.store import merchants, orders, payments

@@ -1,0 +1,1 @@
+"""What api/ and web/ share: request plumbing and schemas."""
