@@ -1,17 +1,54 @@
-"""Request bodies. Unknown fields are refused; custom error types double as the public error codes."""
+"""Request bodies. Unknown fields are refused; custom error types double as the public error codes.
+
+Every string field is one of the text types below (`PlainStr`, `FreeStr`), or has a check of its own that
+is stricter (a card number: ASCII digits; a CVC: a pattern; metadata: checked key by key). They apply
+the one rule of domain/text.py (no control characters; free text may keep tab, LF and CR), so that a NUL
+is a 400 naming the field rather than a 500 from the database.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from paygate.domain import cards, money, upi
+from paygate.domain import cards, money, text, upi
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _refuse_control(value: str, info: ValidationInfo, *, free_text: bool) -> str:
+    why = text.problem(value, free_text=free_text)
+    if why is not None:
+        name = info.field_name or "The value"
+        raise PydanticCustomError("parameter_invalid", f"{name} {why}.")
+    return value
+
+
+def _plain(value: str, info: ValidationInfo) -> str:
+    return _refuse_control(value, info, free_text=False)
+
+
+def _free(value: str, info: ValidationInfo) -> str:
+    return _refuse_control(value, info, free_text=True)
+
+
+PlainStr = Annotated[StrictStr, AfterValidator(_plain)]
+"""Ids, codes, URLs, names: no control character at all."""
+FreeStr = Annotated[StrictStr, AfterValidator(_free)]
+"""Text people write (description, reason, metadata values): tab, LF and CR are kept, nothing else."""
 
 
 def _amount(v: int) -> int:
@@ -35,13 +72,19 @@ def _metadata(v: dict[str, str]) -> dict[str, str]:
     for k, val in v.items():
         if not k or len(k) > 40 or len(val) > 500:
             raise PydanticCustomError("parameter_invalid", "metadata keys are 1-40 characters, values at most 500.")
+        if not text.acceptable(k) or not text.acceptable(val, free_text=True):
+            raise PydanticCustomError(
+                "parameter_invalid", "metadata keys may not contain control characters, nor values any but tab, "
+                "line feed and carriage return.")
     return v
 
 
 def _card_number(v: str) -> str:
-    if not cards.luhn_valid(v):
-        raise PydanticCustomError("invalid_number", "The card number is not a valid card number.")
-    return cards.digits_only(v)
+    number = cards.normalize_number(v)
+    if number is None:
+        raise PydanticCustomError(
+            "invalid_number", "The card number is not a valid card number (ASCII digits; spaces are ignored).")
+    return number
 
 
 def _vpa(v: str) -> str:
@@ -51,22 +94,22 @@ def _vpa(v: str) -> str:
 
 
 Amount = Annotated[StrictInt, AfterValidator(_amount)]
-Currency = Annotated[StrictStr, AfterValidator(_currency)]
+Currency = Annotated[PlainStr, AfterValidator(_currency)]
 Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata)]
-ShortText = Annotated[StrictStr, Field(max_length=255)]
-LongText = Annotated[StrictStr, Field(max_length=1000)]
+ShortText = Annotated[PlainStr, Field(max_length=255)]
+LongText = Annotated[FreeStr, Field(max_length=1000)]
 
 
 class Card(Strict):
     number: Annotated[StrictStr, AfterValidator(_card_number)]
     exp_month: Annotated[StrictInt, Field(ge=1, le=12)]
     exp_year: Annotated[StrictInt, Field(ge=0, le=9999)]
-    cvc: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,4}$")]
+    cvc: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,4}$")]  # ASCII: [0-9] in pydantic's (Rust) regex
     name: ShortText | None = None
 
 
 class Upi(Strict):
-    vpa: Annotated[StrictStr, AfterValidator(_vpa)]
+    vpa: Annotated[PlainStr, AfterValidator(_vpa)]
 
 
 class PaymentMethod(Strict):
