@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from paygate.api import (
     errors,
@@ -21,6 +21,7 @@ from paygate.api.middleware import Edge
 from paygate.bank.client import BankClient
 from paygate.config import Settings, get_settings
 from paygate.domain.ratelimit import TokenBuckets
+from paygate.http.parameters import refuse_control_characters
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.services.merchants import KeyCache
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(refuse_control_characters)],  # every route's path and query (API.md §19)
     )
     errors.install(app)
     app.include_router(routes_ops.router)

@@ -1,20 +1,16 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): request ids, body limits,
-and the control-character rule for paths and query strings."""
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): request ids, body limits."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 import structlog
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paygate.api.metrics import LATENCY, REQUESTS
-from paygate.domain import text
 from paygate.errors import ApiError, InvalidRequest, PaygateError
 
 MAX_BODY = 1_048_576
@@ -60,10 +56,6 @@ class Edge:
                 LATENCY.labels(method).observe(time.perf_counter() - started)
             await send(message)
 
-        bad = bad_parameter(scope)
-        if bad is not None:
-            await self._refuse(send, bad, request_id)
-            return
         headers: dict[bytes, bytes] = dict(scope["headers"])
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             length = headers.get(b"content-length")
@@ -97,45 +89,6 @@ class Edge:
         start, body = _reply(err, request_id)
         await send(start)
         await send(body)
-
-
-def bad_parameter(scope: Scope) -> InvalidRequest | None:
-    """A 400 for a path or query parameter holding a control character (API.md §19), else None.
-
-    Checked here, once for every route (API, checkout, dashboard), before authentication or any query:
-    a `%00` in an id used to reach PostgreSQL, which refuses NUL in text, and answer 500. Paths and query
-    strings carry no free text, so tab, LF and CR are refused too. The values checked are the ones the
-    routes get: the percent-decoded path, and the query string decoded exactly as Starlette does.
-    """
-    path: str = scope["path"]
-    why = text.problem(path)
-    if why is not None:
-        param = _path_param(scope)
-        return InvalidRequest("parameter_invalid", f"{param or 'The path'} {why}.", param=param)
-    query: bytes = scope.get("query_string", b"")
-    if query:
-        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            why = text.problem(name) or text.problem(value)
-            if why is not None:
-                param = name if text.acceptable(name) else None
-                return InvalidRequest("parameter_invalid", f"{param or 'A query parameter name'} {why}.",
-                                      param=param)
-    return None
-
-
-def _path_param(scope: Scope) -> str | None:
-    """The name of the path parameter that holds the bad character, found by asking the routes (only on
-    this error path, so the cost does not matter); None when no route matches the path."""
-    app = scope.get("app")
-    routes: list[BaseRoute] = list(getattr(getattr(app, "router", None), "routes", []))
-    for route in routes:
-        match, child = route.matches(scope)
-        if match is Match.NONE:
-            continue
-        for name, value in child.get("path_params", {}).items():
-            if isinstance(value, str) and not text.acceptable(value):
-                return str(name)
-    return None
 
 
 class BodyTooLarge(Exception):
