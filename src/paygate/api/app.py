@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from paygate.api import (
     errors,
+    openapi,
     routes_bank_events,
     routes_events,
     routes_ops,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(refuse_control_characters)],  # every route's path and query (API.md §19)
     )
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(routes_ops.router)
     app.include_router(routes_payments.router)

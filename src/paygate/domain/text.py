@@ -22,6 +22,12 @@ _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+# The same rules as JSON Schema (ECMA 262) patterns, for the OpenAPI document (surrogates cannot occur in
+# the JSON a generated client sends, so they need no pattern).
+PLAIN_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+FREE_TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+
+
 def problem(value: str, *, free_text: bool = False) -> str | None:
     """Why `value` is refused, or None when it is acceptable. `free_text` allows tab, LF and CR."""
     bad = (_CONTROL_EXCEPT_WHITESPACE if free_text else _CONTROL).search(value)

@@ -45,9 +45,10 @@ def _free(value: str, info: ValidationInfo) -> str:
     return _refuse_control(value, info, free_text=True)
 
 
-PlainStr = Annotated[StrictStr, AfterValidator(_plain)]
+# json_schema_extra only documents the rule in /openapi.json; the validators enforce it (with our codes).
+PlainStr = Annotated[StrictStr, AfterValidator(_plain), Field(json_schema_extra={"pattern": text.PLAIN_PATTERN})]
 """Ids, codes, URLs, names: no control character at all."""
-FreeStr = Annotated[StrictStr, AfterValidator(_free)]
+FreeStr = Annotated[StrictStr, AfterValidator(_free), Field(json_schema_extra={"pattern": text.FREE_TEXT_PATTERN})]
 """Text people write (description, reason, metadata values): tab, LF and CR are kept, nothing else."""
 
 
@@ -93,15 +94,23 @@ def _vpa(v: str) -> str:
     return v
 
 
-Amount = Annotated[StrictInt, AfterValidator(_amount)]
-Currency = Annotated[PlainStr, AfterValidator(_currency)]
-Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata)]
+Amount = Annotated[StrictInt, AfterValidator(_amount),
+                   Field(json_schema_extra={"minimum": money.MIN_AMOUNT, "maximum": money.MAX_AMOUNT})]
+_CURRENCIES = sorted(money.CURRENCY_EXPONENTS)
+Currency = Annotated[PlainStr, AfterValidator(_currency),
+                     Field(json_schema_extra={"enum": [*_CURRENCIES, *(c.lower() for c in _CURRENCIES)]})]
+Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata), Field(json_schema_extra={
+    "maxProperties": 50,
+    "propertyNames": {"minLength": 1, "maxLength": 40, "pattern": text.PLAIN_PATTERN},
+    "additionalProperties": {"type": "string", "maxLength": 500, "pattern": text.FREE_TEXT_PATTERN},
+})]
 ShortText = Annotated[PlainStr, Field(max_length=255)]
 LongText = Annotated[FreeStr, Field(max_length=1000)]
 
 
 class Card(Strict):
-    number: Annotated[StrictStr, AfterValidator(_card_number)]
+    number: Annotated[StrictStr, AfterValidator(_card_number),
+                      Field(json_schema_extra={"pattern": "^ *([0-9] *){12,19}$"})]  # and Luhn-valid
     exp_month: Annotated[StrictInt, Field(ge=1, le=12)]
     exp_year: Annotated[StrictInt, Field(ge=0, le=9999)]
     cvc: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,4}$")]  # ASCII: [0-9] in pydantic's (Rust) regex
