@@ -74,6 +74,65 @@ _CALLS_BANK = {("post", "/v1/payments"), ("post", "/v1/payments/{payment_id}/cap
 _CALLBACK = "/v1/bank/events"
 
 
+# What each create operation's answer leads to (OpenAPI links): the operations that take its `id`. They tell
+# a client generator, and the stateful fuzzer, that POST /v1/payments is followed by capture, void,
+# refund, retrieval of that payment.
+_LINKS: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {
+    # (method, producer path): [(link name, method, consumer path, parameter), ...]
+    ("post", "/v1/payments"): [
+        ("GetPayment", "get", "/v1/payments/{payment_id}", "payment_id"),
+        ("CapturePayment", "post", "/v1/payments/{payment_id}/capture", "payment_id"),
+        ("VoidPayment", "post", "/v1/payments/{payment_id}/void", "payment_id"),
+        ("RefundPayment", "post", "/v1/refunds", "payment_id"),
+        ("ListPaymentRefunds", "get", "/v1/refunds", "payment_id"),
+    ],
+    ("post", "/v1/orders"): [
+        ("GetOrder", "get", "/v1/orders/{order_id}", "order_id"),
+        ("ListOrderPayments", "get", "/v1/orders/{order_id}/payments", "order_id"),
+    ],
+    ("post", "/v1/refunds"): [("GetRefund", "get", "/v1/refunds/{refund_id}", "refund_id")],
+    ("post", "/v1/webhook_endpoints"): [
+        ("GetEndpoint", "get", "/v1/webhook_endpoints/{endpoint_id}", "endpoint_id"),
+        ("UpdateEndpoint", "patch", "/v1/webhook_endpoints/{endpoint_id}", "endpoint_id"),
+        ("DeleteEndpoint", "delete", "/v1/webhook_endpoints/{endpoint_id}", "endpoint_id"),
+        ("RotateSecret", "post", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret", "endpoint_id"),
+    ],
+}
+
+
+def _add_links(doc: dict[str, Any]) -> None:
+    paths = doc.get("paths", {})
+    for (method, path), links in _LINKS.items():
+        op = paths.get(path, {}).get(method)
+        if op is None:
+            continue
+        created = next((code for code in ("201", "200") if code in op.get("responses", {})), None)
+        if created is None:
+            continue
+        response = op["responses"][created]
+        response["content"] = {"application/json": {"schema": {
+            "type": "object", "required": ["id", "object"],
+            "properties": {"id": {"type": "string"}, "object": {"type": "string"}}}}}
+        out = response.setdefault("links", {})
+        for name, consumer_method, consumer_path, param in links:
+            target = paths.get(consumer_path, {}).get(consumer_method)
+            if target is None or "operationId" not in target:
+                continue
+            link: dict[str, Any] = {"operationId": target["operationId"]}
+            if "{" + param + "}" in consumer_path or any(p["name"] == param for p in target.get("parameters", [])):
+                link["parameters"] = {param: "$response.body#/id"}
+            else:  # a body field
+                link["requestBody"] = {param: "$response.body#/id"}
+            out[name] = link
+
+
+_IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Makes the write safe to retry (API.md §4): 1-255 printable ASCII characters.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+
 def _error_response(status: str) -> dict[str, Any]:
     return {"description": _WHEN[status],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -90,6 +149,8 @@ def _complete_operation(path: str, method: str, op: dict[str, Any]) -> None:
             statuses = ["400", "401", "409", "413", "500", "503"]
         else:
             op["security"] = [{"bearerKey": []}, {"basicKey": []}]
+            if method in ("post", "patch", "delete"):
+                op.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
         for status in sorted(statuses):
             responses.setdefault(status, _error_response(status))
     for param in op.get("parameters", []):
@@ -116,6 +177,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, ops in doc.get("paths", {}).items():
         for method, op in ops.items():
             _complete_operation(path, method, op)
+    _add_links(doc)
     metrics = doc.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
         metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
