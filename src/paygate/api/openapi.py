@@ -133,6 +133,20 @@ _IDEMPOTENCY_KEY: dict[str, Any] = {
 }
 
 
+_LIST = {"type": "object", "required": ["object", "data", "has_more"], "properties": {
+    "object": {"const": "list"}, "data": {"type": "array", "items": {"type": "object"}},
+    "has_more": {"type": "boolean"}}}
+
+
+def _document_lists(doc: dict[str, Any]) -> None:
+    """Every list answers the one shape of API.md §1; its operations are the GETs taking `limit`."""
+    for ops in doc.get("paths", {}).values():
+        op = ops.get("get")
+        if op is None or not any(p["name"] == "limit" for p in op.get("parameters", [])):
+            continue
+        op["responses"]["200"]["content"] = {"application/json": {"schema": _LIST}}
+
+
 def _error_response(status: str) -> dict[str, Any]:
     return {"description": _WHEN[status],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -178,6 +192,7 @@ def document(app: FastAPI) -> dict[str, Any]:
         for method, op in ops.items():
             _complete_operation(path, method, op)
     _add_links(doc)
+    _document_lists(doc)
     metrics = doc.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
         metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
