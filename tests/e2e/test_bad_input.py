@@ -78,6 +78,14 @@ async def test_control_characters_in_order_refund_and_webhook_bodies(ctx: Ctx) -
     await nothing_stored(ctx)
 
 
+async def test_a_refused_request_leaves_its_idempotency_key_unused(ctx: Ctx) -> None:
+    key = new_key()
+    refused(await ctx.api.post("/v1/payments", {"amount": 500, "currency": "USD", "payment_method": UPI,
+                                                "description": "\u0000"}, key=key), param="description")
+    ok = await ctx.api.post("/v1/payments", {"amount": 500, "currency": "USD", "payment_method": UPI}, key=key)
+    assert ok.status_code in (201, 202) and "idempotent-replayed" not in ok.headers, ok.text
+
+
 async def test_free_text_keeps_tab_lf_cr(ctx: Ctx) -> None:
     r = await ctx.api.pay(500, method=UPI, description="line 1\r\n\tline 2", metadata={"note": "a\nb"})
     assert r.status_code in (201, 202), r.text

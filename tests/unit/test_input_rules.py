@@ -102,6 +102,18 @@ def test_payment_strings_with_control_characters_are_parameter_invalid(body: dic
     assert first_error(CreatePayment, body) == ("parameter_invalid", loc)
 
 
+@given(st.sampled_from(["description", "customer_id", "order_id", "metadata"]), st.text(max_size=20),
+       st.sampled_from(OTHER_CONTROL), st.text(max_size=20))
+def test_any_payment_string_with_a_forbidden_control_character_is_refused(
+    field: str, before: str, ch: str, after: str
+) -> None:
+    value = before + ch + after
+    body = upi_payment(**{field: {"note": value} if field == "metadata" else value})
+    with pytest.raises(ValidationError) as info:
+        CreatePayment.model_validate(body)
+    assert info.value.errors()[0]["type"] == "parameter_invalid"
+
+
 def test_order_and_refund_strings() -> None:
     assert first_error(CreateOrder, {"amount": 1, "currency": "USD", "receipt": "r\x00"}) == (
         "parameter_invalid", ("receipt",))
