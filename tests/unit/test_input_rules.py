@@ -83,6 +83,12 @@ def test_any_string_with_a_forbidden_control_character_is_refused(before: str, c
     assert not text.acceptable(value) and not text.acceptable(value, free_text=True)
 
 
+def test_storable_finds_nul_and_surrogates_anywhere_in_a_document() -> None:
+    assert text.storable({"a": ["b", {"c": "tab\tok\x1b"}], "n": 1, "none": None})
+    assert not text.storable({"a": ["b", {"c": "x\x00"}]})
+    assert not text.storable({"k\x00": 1}) and not text.storable(["\ud800"])
+
+
 # --- request schemas -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "loc"), [

@@ -13,6 +13,7 @@ Pure: callers turn a problem into their own error (a 400 `parameter_invalid` nam
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # Tab, line feed and carriage return: the whitespace a textarea legitimately sends.
 FREE_TEXT_ALLOWED = "\t\n\r"
@@ -40,3 +41,21 @@ def problem(value: str, *, free_text: bool = False) -> str | None:
 
 def acceptable(value: str, *, free_text: bool = False) -> bool:
     return problem(value, free_text=free_text) is None
+
+
+def storable(value: Any) -> bool:
+    """Whether every string (and key) in a parsed JSON document can be stored and read back: no NUL, which
+    PostgreSQL's text and jsonb refuse, and no lone surrogate, which UTF-8 cannot encode. For documents
+    from outside that are kept whole (a bank's callback), where other control characters are harmless."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or _SURROGATE.search(item) is not None:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
