@@ -139,6 +139,9 @@ async def test_the_clients_timeout_ends_each_slow_attempt() -> None:
         (_op("failed", "insufficient_funds"), BankResult("failed", "insufficient_funds", "bop_01", False)),
         (_op("pending"), BankResult("pending", None, "bop_01", False)),
         ({"status": "weird"}, BankResult("unknown")),
+        # a code paygate could not store (NUL: PostgreSQL refuses it) is no code: processing_error later
+        (_op("failed", "card_declined\u0000"), BankResult("failed", None, "bop_01", False)),
+        (_op("failed", "x" * 101), BankResult("failed", None, "bop_01", False)),
     ],
 )
 async def test_status_mapping(op: dict[str, Any], expected: BankResult) -> None:

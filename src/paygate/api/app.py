@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from paygate.api import (
     docs,
     errors,
+    openapi,
     routes_bank_events,
     routes_events,
     routes_ops,
@@ -25,6 +26,7 @@ from paygate.config import GATEWAY_SECRETS, Settings, get_settings, secret_probl
 from paygate.domain.ratelimit import Limits
 from paygate.http.clientaddr import parse_trusted
 from paygate.http.context import AppContext
+from paygate.http.parameters import refuse_control_characters
 from paygate.http.routing_schemas import describe_acquirers
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
@@ -79,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # api/docs.py: Swagger UI from the installed wheel, not a CDN
         openapi_url="/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(refuse_control_characters)],  # every route's path and query (API.md §19)
     )
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(routes_ops.router)
     app.include_router(docs.router)

@@ -12,6 +12,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from paygate.api import openapi
 from paygate.api.middleware import BodyTooLarge
 from paygate.api.responses import error
 from paygate.errors import ApiError, InvalidRequest, NotFound, PaygateError, Unavailable
@@ -44,6 +45,8 @@ def from_validation(exc: RequestValidationError) -> PaygateError:
     if kind == "extra_forbidden":
         return InvalidRequest("parameter_unknown", f"Received unknown parameter: {param}", param=param)
     if kind == "missing":
+        if param is None:  # the body itself (loc ('body',)): there is no parameter to name
+            return InvalidRequest("parameter_missing", "A JSON request body is required.")
         return InvalidRequest("parameter_missing", f"Missing required param: {param}.", param=param)
     if kind in _CODES:
         return InvalidRequest(kind, str(e.get("msg", "")).removeprefix("Value error, "), param=param)
@@ -61,11 +64,17 @@ def install(app: FastAPI) -> None:
         return error(from_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return error(NotFound("route"))
         if exc.status_code == 405:
-            return error(InvalidRequest("method_not_allowed", "Method not allowed.", status=405))
+            response = error(InvalidRequest("method_not_allowed", "Method not allowed.", status=405))
+            # RFC 9110: a 405 lists the methods the resource supports, all of them
+            documented = openapi.allowed_methods(request.app, request.url.path)
+            allow = ", ".join(documented) if documented else (exc.headers or {}).get("Allow")
+            if allow:
+                response.headers["Allow"] = allow
+            return response
         if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
             return error(InvalidRequest("request_too_large", "The request body exceeds 1 MB.", status=413))
         if 400 <= exc.status_code < 500:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from paygate.api.deps import gateway, idempotent, principal, secret_key
 from paygate.api.listing import ListParams, list_params
 from paygate.api.responses import json
-from paygate.api.schemas import CreateOrder, SendLink
+from paygate.http.schemas import CreateOrder, SendLink
 from paygate.services import emails as email_service
 from paygate.services import orders as order_service
 from paygate.services.gateway import Principal

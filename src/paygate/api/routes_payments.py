@@ -10,10 +10,10 @@ from starlette.responses import Response
 from paygate.api.deps import gateway, idempotent, json_body, principal, secret_key
 from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
-from paygate.api.schemas import Capture, CreatePayment, CreateRefund
 from paygate.domain import views
 from paygate.domain.payments import Status
 from paygate.errors import InvalidRequest, PermissionDenied
+from paygate.http.schemas import Capture, CreatePayment, CreateRefund
 from paygate.services import payments as payment_service
 from paygate.services import refunds as refund_service
 from paygate.services.gateway import Principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
@@ -15,6 +15,7 @@ from paygate.api.responses import json
 from paygate.domain import destinations, views
 from paygate.domain.webhooks import DELIVERY_STATUSES, EVENT_TYPES
 from paygate.errors import InvalidRequest
+from paygate.http.schemas import FreeStr, PlainStr
 from paygate.services import webhook_endpoints as service
 from paygate.services.gateway import Principal
 from paygate.store import webhooks as store
@@ -46,8 +47,8 @@ def _events(v: list[str]) -> list[str]:
     return unique
 
 
-Url = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_url)]
-EnabledEvents = Annotated[list[StrictStr], Field(max_length=50), AfterValidator(_events)]
+Url = Annotated[PlainStr, Field(max_length=2048), AfterValidator(_url)]
+EnabledEvents = Annotated[list[PlainStr], Field(max_length=50), AfterValidator(_events)]
 
 
 class Strict(BaseModel):
@@ -57,7 +58,7 @@ class Strict(BaseModel):
 class CreateEndpoint(Strict):
     url: Url
     enabled_events: EnabledEvents
-    description: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    description: Annotated[FreeStr, Field(max_length=1000)] | None = None
 
 
 class UpdateEndpoint(Strict):

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
+from paygate.domain import text
+
 log = logging.getLogger(__name__)
 
 Outcome = Literal["succeeded", "failed", "pending", "unknown"]
@@ -213,7 +215,8 @@ def _operation_result(op: Any) -> BankResult:
     failure = op.get("failure_code")
     return BankResult(
         outcome=_OUTCOMES[op["status"]],
-        failure_code=failure if isinstance(failure, str) else None,
+        # one we could not store (NUL) or show is no code at all: the payment fails as processing_error
+        failure_code=failure if isinstance(failure, str) and len(failure) <= 100 and text.acceptable(failure) else None,
         operation_id=op.get("id") if isinstance(op.get("id"), str) else None,
         captured=op.get("captured") is True,
     )

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime
+
+# ASCII digits only: `str.isdigit()` (and `\d`) also accept "٤" or "³", which passed Luhn, reached the bank
+# and were stored as last4 (API.md §19). The contract allows spaces, and only spaces, as separators.
+_NUMBER = re.compile(r"[0-9]{12,19}")
 
 
 def digits_only(number: str) -> str:
-    return number.replace(" ", "").replace("-", "")
+    """The number without its spaces (the only separator the contract allows)."""
+    return number.replace(" ", "")
+
+
+def normalize_number(number: str) -> str | None:
+    """The card number as its 12-19 ASCII digits when it is one (Luhn included), else None."""
+    n = digits_only(number)
+    return n if luhn_valid(n) else None
 
 
 def luhn_valid(number: str) -> bool:
     n = digits_only(number)
-    if not n.isdigit() or not 12 <= len(n) <= 19:
+    if _NUMBER.fullmatch(n) is None:
         return False
     total = 0
     for i, ch in enumerate(reversed(n)):
@@ -26,11 +38,17 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
+def _prefix4(n: str) -> int:
+    head = n[:4]
+    return int(head) if len(head) == 4 and head.isascii() and head.isdigit() else -1
+
+
 def brand(number: str) -> str:
     n = digits_only(number)
+    prefix = _prefix4(n)
     if n.startswith("4"):
         return "visa"
-    if n[:2] in {"51", "52", "53", "54", "55"} or (len(n) >= 4 and 2221 <= int(n[:4]) <= 2720):
+    if n[:2] in {"51", "52", "53", "54", "55"} or 2221 <= prefix <= 2720:
         return "mastercard"
     if n[:2] in {"34", "37"}:
         return "amex"
@@ -38,7 +56,7 @@ def brand(number: str) -> str:
         return "discover"
     if n[:2] in {"60", "81", "82"} or n.startswith("508"):
         return "rupay"
-    if len(n) >= 4 and 3528 <= int(n[:4]) <= 3589:
+    if 3528 <= prefix <= 3589:
         return "jcb"
     return "unknown"
 

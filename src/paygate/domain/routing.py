@@ -198,9 +198,7 @@ def parse(document: Any, configured: Sequence[str]) -> Routing:
                            "parameter_missing")
     default = _acquirers(doc["default"], "default", configured)
     rules_doc = doc.get("rules", [])
-    if rules_doc is None:
-        rules_doc = []
-    if not isinstance(rules_doc, list):
+    if not isinstance(rules_doc, list):  # null too: the document says a list, and omitting it means none
         raise RoutingError("rules", "rules must be a list.")
     if len(rules_doc) > MAX_RULES:
         raise RoutingError("rules", f"At most {MAX_RULES} rules.")

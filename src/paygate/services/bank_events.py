@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import structlog
 
+from paygate.domain import text
 from paygate.domain.payments import Status
 from paygate.errors import AuthenticationError, InvalidRequest
 from paygate.services.gateway import Gateway, utcnow
@@ -111,6 +112,12 @@ def parse(body: bytes) -> BankEvent:
         raise _bad("data.amount must be a non-negative integer.", "data[amount]")
     if failure_code is not None and (not isinstance(failure_code, str) or len(failure_code) > 100):
         raise _bad("data.failure_code must be a short string.", "data[failure_code]")
+    # API.md §19: a NUL would make the insert fail (a 500 the bank retries for ever); refuse it, naming it.
+    for param, value in (("id", event_id), ("data[reference]", reference), ("data[failure_code]", failure_code)):
+        if value is not None and not text.acceptable(value):
+            raise _bad(f"{param} must not contain control characters.", param)
+    if not text.storable(doc):
+        raise _bad("The body must not contain NUL characters or unpaired surrogates.")
     return BankEvent(id=event_id, type=type_, outcome=TYPES[type_], reference=reference, operation=operation,
                      amount=amount, failure_code=failure_code, body=doc)
 

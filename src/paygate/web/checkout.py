@@ -25,13 +25,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from paygate.api.schemas import PaymentMethod
 from paygate.domain.payments import Status
 from paygate.errors import NotFound, RateLimited
 from paygate.http.auth import lookup_key, public_surface
 from paygate.http.context import gateway
 from paygate.http.idempotency import idempotent
 from paygate.http.responses import json
+from paygate.http.schemas import PaymentMethod
 from paygate.services import payments as payment_service
 from paygate.services.gateway import Principal
 from paygate.store import merchants, orders, payments

@@ -103,7 +103,10 @@ async def _checked_form(request: Request) -> tuple[auth.Session, dict[str, str]]
     session = await auth.current(request)
     if session is None:
         return auth.to_login(request)
-    form = await read_form(request)
+    try:
+        form = await read_form(request)
+    except InvalidRequest as err:  # a control character in a field: nothing runs
+        return _page("dashboard/error.html", session, status=400, title="Invalid input", message=err.message)
     if not auth.csrf_ok(request, session, form):
         return auth.forbidden()
     return session, form
