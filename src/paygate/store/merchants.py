@@ -22,10 +22,12 @@ async def insert(conn: Conn, *, id: str, name: str, email: str, password_hash: s
     )
 
 
-async def insert_key(conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str) -> None:
+async def insert_key(conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str,
+                     display: str | None = None) -> None:
+    """`display`: what the dashboard may show again — a publishable key in full, a secret key's last 4."""
     await conn.execute(
-        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint) VALUES (%s, %s, %s, %s)",
-        (key_hash, merchant_id, kind, hint),
+        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint, display) VALUES (%s, %s, %s, %s, %s)",
+        (key_hash, merchant_id, kind, hint, display),
     )
 
 
@@ -77,10 +79,12 @@ async def count(conn: Conn) -> int:
 
 async def key_hints(conn: Conn, merchant_id: str) -> list[Row]:
     """The merchant's live API keys as hints (`sk_test_…a1b2`): the keys themselves are not stored.
-    Newest first per kind; `revoked_at` is set on keys in their grace period after a roll."""
+    Newest first per kind; `revoked_at` is set on keys in their grace period after a roll; `display` is the
+    publishable key itself or the secret key's last 4 characters (NULL for keys made before migration 0006)."""
     return await fetch_all(
         conn,
-        f"SELECT k.kind, k.hint, k.created_at, k.revoked_at FROM api_keys k WHERE k.merchant_id = %s AND {_LIVE} "
+        "SELECT k.kind, k.hint, k.display, k.created_at, k.revoked_at FROM api_keys k "
+        f"WHERE k.merchant_id = %s AND {_LIVE} "
         "ORDER BY k.kind DESC, k.created_at DESC",
         (merchant_id,),
     )
