@@ -240,7 +240,7 @@ def test_home_shows_the_publishable_key_in_full_and_the_secret_key_masked(
 # --- payments list and CSV --------------------------------------------------------------------------------
 
 def test_payment_rows_have_their_cells_and_the_csv_export_follows_the_filter(
-    page: Page, merchant: Merchant,
+    page: Page, merchant: Merchant, screenshot_dir: Path,
 ) -> None:
     order = merchant.order(amount=5_000, currency="USD")
     paid = merchant.pay(5_000, "USD", order_id=order["id"], description="=HYPERLINK(\"http://evil\")")
