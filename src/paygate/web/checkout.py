@@ -1,8 +1,10 @@
-"""The hosted checkout (API.md §7, §11): a public page per order, and the two JSON calls its script makes.
+"""The hosted checkout (API.md §7, §11): a public page per order, the two JSON calls its script makes, and
+the success page.
 
-Only hashes of API keys are stored, so the server cannot hand the page a publishable key to use. The
-page therefore talks to two routes of its own, which act for the order's merchant with the rights of a
-publishable key — exactly what a pk_test_ key could do through /v1 (read the order, pay it):
+The page needs no API key: merchants made before migration 0006 have only hashes of theirs stored, and a
+checkout link must not depend on which keys are live. The page therefore talks to routes of its own, which
+act for the order's merchant with the rights of a publishable key — exactly what a pk_test_ key could do
+through /v1 (read the order, pay it):
 
     POST /checkout/{order_id}/pay      {"payment_method": …} + Idempotency-Key → the /v1/payments answer
     GET  /checkout/{order_id}/status   the order's status, the checkout's payment (for UPI polling) and how
