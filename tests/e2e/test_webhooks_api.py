@@ -58,8 +58,8 @@ def test_endpoint_create_validates_and_shows_the_secret_once(client: Client) -> 
 
     ep = client.ok("POST", "/v1/webhook_endpoints", {"url": "https://example.com/h", "description": "orders",
                                                      "enabled_events": ["order.paid", "refund.failed"]}, 201)
-    assert set(ep) == {"id", "object", "url", "enabled_events", "description", "disabled", "created_at",
-                       "updated_at", "secret"}
+    assert set(ep) == {"id", "object", "url", "enabled_events", "description", "disabled", "legacy_signature",
+                       "created_at", "updated_at", "secret"}
     assert ep["id"].startswith("we_") and ep["object"] == "webhook_endpoint" and ep["disabled"] is False
     assert ep["enabled_events"] == ["order.paid", "refund.failed"] and ep["description"] == "orders"
     assert ep["secret"].startswith("whsec_") and len(base64.b64decode(ep["secret"][6:])) == 32

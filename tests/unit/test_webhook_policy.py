@@ -70,7 +70,8 @@ def test_public_objects_have_the_contract_fields() -> None:
     stamp = "2030-01-01T12:00:00.000000Z"
     assert endpoint_view(ep) == {"id": "we_1", "object": "webhook_endpoint", "url": "https://x",
                                  "enabled_events": ["*"], "description": None, "disabled": False,
-                                 "created_at": stamp, "updated_at": stamp}
+                                 "legacy_signature": False, "created_at": stamp, "updated_at": stamp}
+    assert endpoint_view({**ep, "legacy_signature": True})["legacy_signature"] is True
     assert endpoint_view(ep, secret="whsec_shown")["secret"] == "whsec_shown"
     d = {"id": "wd_1", "endpoint_id": "we_1", "event_id": "evt_1", "event_type": "order.paid", "status": "pending",
          "attempts": [], "next_attempt_at": NOW, "created_at": NOW, "locked_until": None, "attempt_count": 0}

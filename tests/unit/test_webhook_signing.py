@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from paygate.domain.webhooks import legacy_signature
 from paygate.webhooks import signing, standard
 
 BODY = b'{"id":"evt_1","object":"event","type":"payment.captured"}'
@@ -70,3 +73,10 @@ def test_malformed_signatures_are_a_plain_no_where_the_package_would_raise(signa
     now = int(time.time())
     assert standard.verify(SPEC_SECRET, SPEC_ID, now, b"\xff not utf-8", signature, now=now) is False
     assert standard.verify(SPEC_SECRET, SPEC_ID, now, SPEC_BODY, signature, now=now) is False
+
+
+def test_the_legacy_signature_is_hex_hmac_of_the_body_keyed_with_the_secret_string() -> None:
+    secret, body = "whsec_c2VjcmV0", b'{"id":"evt_1"}'
+    assert legacy_signature(secret, body) == hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert legacy_signature(secret, body) == legacy_signature(secret, body).lower()
+    assert legacy_signature(secret, body + b" ") != legacy_signature(secret, body)

@@ -13,7 +13,7 @@ from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
 from paygate.domain import views
 from paygate.domain.retry import parse_schedule
-from paygate.domain.webhooks import EVENT_TYPES
+from paygate.domain.webhooks import ALL_EVENT_TYPES
 from paygate.errors import InvalidRequest, NotFound
 from paygate.services.gateway import Principal, utcnow
 from paygate.store import events, ledger, queue
@@ -25,7 +25,7 @@ Listing = Annotated[ListParams, Depends(list_params)]
 
 @router.get("/events", summary="List events, newest first (kept 30 days)")
 async def list_events(request: Request, who: Secret, params: Listing, type: str | None = None) -> Response:
-    if type is not None and type not in EVENT_TYPES:
+    if type is not None and type not in ALL_EVENT_TYPES:
         raise InvalidRequest("parameter_invalid", f"Unknown event type: {type}.", param="type")
     async with gateway(request).pool.connection() as conn:
         rows = await events.page(conn, who.merchant_id, type=type, created_gte=params.created_gte,

@@ -13,7 +13,7 @@ from paygate.api.deps import gateway, idempotent, secret_key
 from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
 from paygate.domain import destinations, views
-from paygate.domain.webhooks import DELIVERY_STATUSES, EVENT_TYPES
+from paygate.domain.webhooks import DELIVERY_STATUSES, EVENT_TYPES, TEST_EVENT
 from paygate.errors import InvalidRequest
 from paygate.http.schemas import FreeStr, PlainStr
 from paygate.services import webhook_endpoints as service
@@ -41,6 +41,9 @@ def _events(v: list[str]) -> list[str]:
     unique = list(dict.fromkeys(v))
     if "*" in unique and len(unique) > 1:
         raise PydanticCustomError("parameter_invalid", '"*" already means every event type; send it alone.')
+    if TEST_EVENT in unique:
+        raise PydanticCustomError("parameter_invalid", f"{TEST_EVENT} is sent only on request (POST "
+                                  "/v1/webhook_endpoints/{id}/test); an endpoint cannot subscribe to it.")
     unknown = [t for t in unique if t != "*" and t not in EVENT_TYPES]
     if unknown:
         raise PydanticCustomError("parameter_invalid", f"Unknown event type: {unknown[0]}.")
@@ -59,12 +62,14 @@ class CreateEndpoint(Strict):
     url: Url
     enabled_events: EnabledEvents
     description: Annotated[FreeStr, Field(max_length=1000)] | None = None
+    legacy_signature: StrictBool = False  # also send X-Webhook-Signature (API.md §11 v2)
 
 
 class UpdateEndpoint(Strict):
     url: Url | None = None
     enabled_events: EnabledEvents | None = None
     disabled: StrictBool | None = None
+    legacy_signature: StrictBool | None = None
 
 
 async def _no_body(request: Request, what: str) -> None:
@@ -77,7 +82,8 @@ async def create_endpoint(request: Request, body: CreateEndpoint, who: Secret) -
     gw = gateway(request)
     await service.validate_url(gw, body.url)
     return await idempotent(request, who, lambda key: service.create_endpoint(
-        gw, who, url=body.url, enabled_events=body.enabled_events, description=body.description, key=key),
+        gw, who, url=body.url, enabled_events=body.enabled_events, description=body.description, key=key,
+        legacy_signature=body.legacy_signature),
         restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))  # the secret is stored sealed
 
 
@@ -95,7 +101,8 @@ async def get_endpoint(request: Request, endpoint_id: str, who: Secret) -> Respo
     return json(await service.retrieve_endpoint(gateway(request), who, endpoint_id))
 
 
-@router.patch("/webhook_endpoints/{endpoint_id}", summary="Update url, enabled_events or disabled")
+@router.patch("/webhook_endpoints/{endpoint_id}",
+              summary="Update url, enabled_events, disabled or legacy_signature")
 async def update_endpoint(
     request: Request, endpoint_id: str, who: Secret, body: UpdateEndpoint | None = None
 ) -> Response:
@@ -124,6 +131,14 @@ async def rotate_secret(request: Request, endpoint_id: str, who: Secret) -> Resp
     gw = gateway(request)
     return await idempotent(request, who, lambda key: service.rotate_secret(gw, who, endpoint_id, key),
                             restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))
+
+
+@router.post("/webhook_endpoints/{endpoint_id}/test", status_code=202,
+             summary="Send a signed webhook.test event to this endpoint alone; answers with its delivery")
+async def send_test(request: Request, endpoint_id: str, who: Secret) -> Response:
+    await _no_body(request, "test")
+    gw = gateway(request)
+    return await idempotent(request, who, lambda key: service.send_test(gw, who, endpoint_id, key))
 
 
 @router.get("/webhook_deliveries", summary="List webhook deliveries, newest first")

@@ -119,6 +119,7 @@ def webhook_endpoint(row: Row, *, secret: str | None = None) -> dict[str, Any]:
         "enabled_events": list(row["enabled_events"]),
         "description": row["description"],
         "disabled": row["disabled"],
+        "legacy_signature": bool(row.get("legacy_signature", False)),
         "created_at": ts(row["created_at"]),
         "updated_at": ts(row["updated_at"]),
     }

@@ -21,6 +21,11 @@ EVENT_TYPES = (
     "payment.pending", "payment.authorized", "payment.captured", "payment.failed", "payment.voided",
     "payment.expired", "refund.succeeded", "refund.failed", "order.paid",
 )
+# Sent only on request, to one endpoint (POST /v1/webhook_endpoints/{id}/test, API.md §11 v2): never fanned
+# out, so it is not one of EVENT_TYPES and no endpoint can subscribe to it.
+TEST_EVENT = "webhook.test"
+# Every type an event may have (GET /v1/events?type= accepts each).
+ALL_EVENT_TYPES = (*EVENT_TYPES, TEST_EVENT)
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 # An endpoint whose every attempt has failed for this long is disabled (API.md §8).
 FAILING_DISABLE_AFTER = timedelta(days=5)
@@ -132,3 +137,10 @@ def signing_secrets(row: Row, now: datetime, master_key: str) -> list[str]:
     if row.get("previous_secret") and expires is not None and expires > now:
         seeds.append(row["previous_secret"])
     return [derive(seed, master_key) for seed in seeds]
+
+
+def legacy_signature(secret: str, body: bytes) -> str:
+    """`X-Webhook-Signature` for endpoints created with `legacy_signature` (API.md §11 v2): the lowercase
+    hex HMAC-SHA256 of the exact body, keyed with the secret string as shown (`whsec_` included) — the
+    scheme seed 001's and seed 004's receivers verify. One value: the newest secret signs it."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

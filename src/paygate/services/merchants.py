@@ -69,10 +69,11 @@ async def hash_password(password: str) -> str:
 
 async def _insert_keys(conn: Conn, merchant_id: str) -> Credentials:
     sk, pk = _make_key("sk"), _make_key("pk")
-    for key, kind in ((sk, "secret"), (pk, "publishable")):
+    # What the dashboard may show again: a publishable key is public by design, so in full; of the secret
+    # key its last 4 characters, never more (API.md §2, §11 v2).
+    for key, kind, display in ((sk, "secret", sk[-4:]), (pk, "publishable", pk)):
         await merchants.insert_key(conn, key_hash=hash_key(key), merchant_id=merchant_id, kind=kind,
-                                   hint=f"{key[:8]}…{key[-4:]}",
-                                   public_key=key if kind == "publishable" else None)  # public by design
+                                   hint=f"{key[:8]}…{key[-4:]}", display=display)
     return Credentials(merchant_id, sk, pk)
 
 

@@ -6,6 +6,8 @@ Semantics the contract leaves to us (docs/webhooks.md):
 - A disabled endpoint receives nothing: events emitted while it is disabled are not queued for it, and
   deliveries queued before it was disabled wait (their schedule paused) until it is enabled again.
 - A deleted endpoint's pending deliveries end `failed`.
+- A test webhook (`send_test`) is one event and one delivery for the endpoint asked for; a disabled
+  endpoint is refused (409 `endpoint_disabled`) rather than sent to.
 - A manual retry runs in the request: it waits for any attempt in flight on the delivery, makes one
   attempt at once, and its outcome becomes the delivery's status (`succeeded` or `failed`); it does
   not count against, and ends, the automatic schedule. It goes through the same destination check as
@@ -20,10 +22,11 @@ from typing import Any
 
 from paygate.domain import views
 from paygate.domain.ids import new_id
-from paygate.domain.webhooks import PREVIOUS_SECRET_TTL, derive
+from paygate.domain.webhooks import PREVIOUS_SECRET_TTL, TEST_EVENT, derive
 from paygate.errors import InvalidRequest, InvalidState, NotFound
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
+from paygate.store import events
 from paygate.store import webhooks as store
 from paygate.store.db import Conn, Row, transaction
 from paygate.webhooks import signing
@@ -56,13 +59,15 @@ def _sealed(gw: Gateway, outcome: Outcome, row: Row) -> Outcome:
 
 
 async def create_endpoint(
-    gw: Gateway, who: Principal, *, url: str, enabled_events: list[str], description: str | None, key: KeyHandle
+    gw: Gateway, who: Principal, *, url: str, enabled_events: list[str], description: str | None, key: KeyHandle,
+    legacy_signature: bool = False,
 ) -> Outcome:
     now = utcnow()
     async with transaction(gw.pool) as conn:
         row = await store.insert_endpoint(conn, {
             "id": new_id("we"), "merchant_id": who.merchant_id, "url": url, "enabled_events": enabled_events,
-            "description": description, "secret": signing.new_seed(), "created_at": now, "updated_at": now,
+            "description": description, "secret": signing.new_seed(), "legacy_signature": legacy_signature,
+            "created_at": now, "updated_at": now,
         })
         outcome = Outcome.of(201, endpoint_view(gw, row, secret=True))
         await key.finish(conn, _sealed(gw, outcome, row))
@@ -120,6 +125,27 @@ async def rotate_secret(gw: Gateway, who: Principal, endpoint_id: str, key: KeyH
         })
         outcome = Outcome.of(200, endpoint_view(gw, row, secret=True))
         await key.finish(conn, _sealed(gw, outcome, row))
+    return outcome
+
+
+async def send_test(gw: Gateway, who: Principal, endpoint_id: str, key: KeyHandle) -> Outcome:
+    """A `webhook.test` event for this endpoint alone (API.md §11 v2) → 202 with its delivery.
+
+    Through the normal machinery: one transaction writes the event and its single delivery (never a fan-out
+    to the merchant's other endpoints), and the worker sends, signs, retries and logs it like any other. The
+    event's `data.object` is the endpoint without its secret. A disabled endpoint is 409 `endpoint_disabled`
+    (it receives nothing until re-enabled, §8; queuing a test that waits would only confuse)."""
+    async with transaction(gw.pool) as conn:
+        row = await _locked(conn, who, endpoint_id)
+        if row["disabled"]:
+            raise InvalidState("endpoint_disabled",
+                               f"The endpoint {endpoint_id} is disabled; enable it to send a test webhook.")
+        event_id = new_id("evt")
+        delivery = await events.emit_to_endpoint(
+            conn, event_id=event_id, merchant_id=who.merchant_id, type=TEST_EVENT, endpoint_id=endpoint_id,
+            data=views.webhook_endpoint(row), now=utcnow())
+        outcome = Outcome.of(202, views.webhook_delivery(delivery))
+        await key.finish(conn, outcome)
     return outcome
 
 

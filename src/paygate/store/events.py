@@ -38,6 +38,28 @@ async def emit(
     )
 
 
+async def emit_to_endpoint(
+    conn: Conn, *, event_id: str, merchant_id: str, type: str, endpoint_id: str, data: dict[str, Any],
+    now: datetime,
+) -> Row:
+    """An event for one endpoint only (the test webhook): the event, its one delivery, and a wake-up for the
+    workers. The event is its own object (`object_id` = its id), so each test is a new event."""
+    await conn.execute(
+        "INSERT INTO events (id, merchant_id, type, object_id, data, created_at) VALUES (%s, %s, %s, %s, %s::json, %s)",
+        (event_id, merchant_id, type, event_id, orjson.dumps(data).decode(), now),
+    )
+    row = await fetch_one(
+        conn,
+        "INSERT INTO webhook_deliveries (id, merchant_id, endpoint_id, event_id, event_type, next_attempt_at, "
+        "created_at, updated_at) VALUES (paygate_id('wd'), %(m)s, %(e)s, %(id)s, %(t)s, %(now)s, %(now)s, %(now)s) "
+        "RETURNING *",
+        {"m": merchant_id, "e": endpoint_id, "id": event_id, "t": type, "now": now},
+    )
+    assert row is not None
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}".encode())
+    return row
+
+
 async def get(conn: Conn, merchant_id: str, event_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM events WHERE id = %s AND merchant_id = %s", (event_id, merchant_id))
 

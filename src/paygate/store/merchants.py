@@ -22,22 +22,21 @@ async def insert(conn: Conn, *, id: str, name: str, email: str, password_hash: s
     )
 
 
-async def insert_key(
-    conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str, public_key: str | None = None
-) -> None:
-    """`public_key`: a publishable key in full (public by design; the integration docs show it)."""
+async def insert_key(conn: Conn, *, key_hash: bytes, merchant_id: str, kind: str, hint: str,
+                     display: str | None = None) -> None:
+    """`display`: what the dashboard may show again — a publishable key in full, a secret key's last 4."""
     await conn.execute(
-        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint, public_key) VALUES (%s, %s, %s, %s, %s)",
-        (key_hash, merchant_id, kind, hint, public_key),
+        "INSERT INTO api_keys (key_hash, merchant_id, kind, hint, display) VALUES (%s, %s, %s, %s, %s)",
+        (key_hash, merchant_id, kind, hint, display),
     )
 
 
 async def publishable_key(conn: Conn, merchant_id: str) -> str | None:
-    """The merchant's newest live publishable key in full, if it was kept (keys made before 0005 were not)."""
+    """The merchant's newest live publishable key in full, if it was kept (keys made before 0006 were not)."""
     row = await fetch_one(
-        conn, "SELECT public_key FROM api_keys WHERE merchant_id = %s AND kind = 'publishable' "
-        "AND revoked_at IS NULL AND public_key IS NOT NULL ORDER BY created_at DESC LIMIT 1", (merchant_id,))
-    return str(row["public_key"]) if row else None
+        conn, "SELECT display FROM api_keys WHERE merchant_id = %s AND kind = 'publishable' "
+        "AND revoked_at IS NULL AND display IS NOT NULL ORDER BY created_at DESC LIMIT 1", (merchant_id,))
+    return str(row["display"]) if row else None
 
 
 async def by_key_hash(conn: Conn, key_hash: bytes) -> Row | None:
@@ -88,10 +87,12 @@ async def count(conn: Conn) -> int:
 
 async def key_hints(conn: Conn, merchant_id: str) -> list[Row]:
     """The merchant's live API keys as hints (`sk_test_…a1b2`): the keys themselves are not stored.
-    Newest first per kind; `revoked_at` is set on keys in their grace period after a roll."""
+    Newest first per kind; `revoked_at` is set on keys in their grace period after a roll; `display` is the
+    publishable key itself or the secret key's last 4 characters (NULL for keys made before migration 0006)."""
     return await fetch_all(
         conn,
-        f"SELECT k.kind, k.hint, k.created_at, k.revoked_at FROM api_keys k WHERE k.merchant_id = %s AND {_LIVE} "
+        "SELECT k.kind, k.hint, k.display, k.created_at, k.revoked_at FROM api_keys k "
+        f"WHERE k.merchant_id = %s AND {_LIVE} "
         "ORDER BY k.kind DESC, k.created_at DESC",
         (merchant_id,),
     )

@@ -102,3 +102,26 @@ async def volume_by_currency(conn: Conn, merchant_id: str) -> list[Row]:
         "FROM payments WHERE merchant_id = %s AND amount_captured > 0 GROUP BY currency ORDER BY currency",
         (merchant_id,),
     )
+
+
+# What the CSV export reads of a payment (domain.exports.row).
+_EXPORT_COLUMNS = ("id, order_id, amount, currency, status, method_type, payment_method, amount_captured, "
+                   "amount_refunded, customer_id, description, created_at")
+
+
+async def export_page(
+    conn: Conn, merchant_id: str, *, status: str | None = None, payment_id: str | None = None,
+    order_id: str | None = None, customer_id: str | None = None, before: str | None = None, limit: int = 1000,
+) -> list[Row]:
+    """One keyset page of the filtered payments, newest first, after the id `before`: the export reads
+    page by page (each an index range scan on (merchant_id[, status], id DESC)), so a million payments
+    never sit in memory nor hold one long transaction."""
+    q = Page(merchant_id).eq("status", status).eq("id", payment_id).eq("order_id", order_id).eq(
+        "customer_id", customer_id)
+    where, params = list(q.where), list(q.params)
+    if before is not None:
+        where.append("id < %s")
+        params.append(before)
+    params.append(limit)
+    return await fetch_all(
+        conn, f"SELECT {_EXPORT_COLUMNS} FROM payments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s", params)

@@ -16,15 +16,16 @@ from paygate.store._sql import Page, adapt, set_clause
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 from paygate.store.events import NOTIFY_CHANNEL
 
-_ENDPOINT_COLUMNS = ("id", "merchant_id", "url", "enabled_events", "description", "secret", "created_at",
-                     "updated_at")
+_ENDPOINT_COLUMNS = ("id", "merchant_id", "url", "enabled_events", "description", "secret", "legacy_signature",
+                     "created_at", "updated_at")
 _ENDPOINT_UPDATABLE = frozenset({"url", "enabled_events", "disabled", "failing_since", "secret", "previous_secret",
-                                 "previous_secret_expires_at", "deleted", "updated_at"})
+                                 "previous_secret_expires_at", "deleted", "legacy_signature", "updated_at"})
 
 # A delivery joined with what sending it needs: the event (the body) and the endpoint (URL, secrets).
 _FOR_SEND = (
     "w.*, ev.type AS ev_type, ev.data AS ev_data, ev.created_at AS ev_created_at, e.url, e.secret, "
-    "e.previous_secret, e.previous_secret_expires_at, e.failing_since, e.disabled AS endpoint_disabled, "
+    "e.previous_secret, e.previous_secret_expires_at, e.legacy_signature, e.failing_since, "
+    "e.disabled AS endpoint_disabled, "
     "e.deleted AS endpoint_deleted"
 )
 

@@ -47,6 +47,12 @@ async def sdk() -> Response:
     return _serve("paygate.js", 300)
 
 
+@router.get("/checkout.js")
+async def sdk_drop_in() -> Response:
+    """The same SDK at the address seed 001's and 004's merchants load; it defines `PaymentGateway` too."""
+    return _serve("paygate.js", 300)
+
+
 @router.get("/static/{name}")
 async def static(name: str) -> Response:
     if name not in FILES:

@@ -1,11 +1,15 @@
-"""The hosted checkout (API.md §7, §11): a public page per order, and the two JSON calls its script makes.
+"""The hosted checkout (API.md §7, §11): a public page per order, the two JSON calls its script makes, and
+the success page.
 
-Only hashes of API keys are stored, so the server cannot hand the page a publishable key to use. The
-page therefore talks to two routes of its own, which act for the order's merchant with the rights of a
-publishable key — exactly what a pk_test_ key could do through /v1 (read the order, pay it):
+The page needs no API key: merchants made before migration 0006 have only hashes of theirs stored, and a
+checkout link must not depend on which keys are live. The page therefore talks to routes of its own, which
+act for the order's merchant with the rights of a publishable key — exactly what a pk_test_ key could do
+through /v1 (read the order, pay it):
 
     POST /checkout/{order_id}/pay      {"payment_method": …} + Idempotency-Key → the /v1/payments answer
-    GET  /checkout/{order_id}/status   the order's status and the checkout's payment (for UPI polling)
+    GET  /checkout/{order_id}/status   the order's status, the checkout's payment (for UPI polling) and how
+                                       many failed payments the order still accepts (API.md §19)
+    GET  /checkout/{order_id}/success?payment_id=…   the standalone success page (API.md §11 v2)
 
 The order id is the capability, as with Stripe's checkout session URLs: whoever holds the link may pay
 the order and see whether it is paid, nothing more. When the SDK opens the page it passes its key, and
@@ -66,6 +70,13 @@ async def _order(conn: Conn, order_id: str) -> Row | None:
     return await orders.any_merchant(conn, order_id)
 
 
+async def _attempts_left(conn: Conn, request: Request, order: Row) -> int:
+    """Failed payments the order still accepts before it refuses more (PAYGATE_ORDER_MAX_FAILED_PAYMENTS):
+    the page offers a retry only while this is positive."""
+    limit = gateway(request).settings.order_max_failed_payments
+    return max(0, limit - await orders.failed_payments(conn, order["id"]))
+
+
 async def _relevant_payment(conn: Conn, order: Row) -> Row | None:
     """The payment that decides what the page shows: a captured one if any, else the newest."""
     rows = await payments.page(conn, order["merchant_id"], order_id=order["id"], limit=20)
@@ -100,6 +111,7 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
                         message="This payment link is not valid. Ask the shop for a new one.")
         merchant = await merchants.by_id(conn, order["merchant_id"])
         payment = await _relevant_payment(conn, order)
+        attempts_left = await _attempts_left(conn, request, order)
     if key is not None:
         who = await lookup_key(request, key)
         if who is None or who.kind != "publishable" or who.merchant_id != order["merchant_id"]:
@@ -111,14 +123,42 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
         state = "paid"
     elif payment is not None and payment["status"] == Status.PENDING:
         state = "processing"  # a UPI approval or a bank answer still awaited (the page was reloaded): follow it
+    elif attempts_left == 0 and order["status"] != "paid":
+        state = "exhausted"  # no payment can be made any more: say so, rather than offer a form that is refused
     else:
         state = "form"
     return html(
         "checkout.html", frame="checkout", parent_origin=parent, order=order,
         merchant_name=merchant["name"] if merchant else "",
         amount=money(order["amount"], order["currency"]), state=state, payment=_public(payment),
-        embedded=bool(embed),
+        embedded=bool(embed), attempts_left=attempts_left,
     )
+
+
+@router.get("/checkout/{order_id}/success")
+async def success_page(request: Request, order_id: str, payment_id: str = "") -> Response:
+    """The standalone success page: the order, and the payment that paid it. A payment that is not this
+    order's, or not captured, gets the same 404 page as an unknown one (the link proves nothing else)."""
+    try:
+        public_surface(request)
+    except RateLimited as err:
+        return html("checkout_error.html", status=429, frame="checkout", headers=err.headers(),
+                    title="Too many requests", message="Too many requests from your network. Wait a minute, "
+                                                       "then reload this page.")
+    async with gateway(request).pool.connection() as conn:
+        order = await _order(conn, order_id)
+        p = None
+        if order is not None and 0 < len(payment_id) <= 64:
+            p = await payments.get(conn, order["merchant_id"], payment_id)
+        merchant = await merchants.by_id(conn, order["merchant_id"]) if order is not None else None
+    if order is None or p is None or p["order_id"] != order["id"] or p["status"] not in _PAID:
+        return html("checkout_error.html", status=404, frame="checkout", title="Payment not found",
+                    message="There is no successful payment for this order at this address. "
+                            "If you paid, the shop has your payment; ask them for its reference.")
+    paid_at = next((h["at"] for h in reversed(p["status_history"] or []) if h.get("status") == "captured"), None)
+    return html("checkout_success.html", frame="checkout", order=order, payment_id=p["id"],
+                merchant_name=merchant["name"] if merchant else "", amount=money(order["amount"], order["currency"]),
+                paid_at=paid_at)
 
 
 # The public limit as a dependency: it runs before the body is parsed, so malformed bodies count as well.
@@ -150,5 +190,6 @@ async def checkout_status(request: Request, order_id: str, payment_id: str | Non
                 raise NotFound("payment", payment_id)
         else:
             payment = await _relevant_payment(conn, order)
-    return json({"order": {"id": order["id"], "status": order["status"]}, "payment": _public(payment)},
-                headers=_NO_STORE)
+        attempts_left = await _attempts_left(conn, request, order)
+    return json({"order": {"id": order["id"], "status": order["status"], "attempts_left": attempts_left},
+                 "payment": _public(payment)}, headers=_NO_STORE)

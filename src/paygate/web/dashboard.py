@@ -15,13 +15,14 @@ from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from paygate.domain import money as money_module
 from paygate.domain import views
 from paygate.domain.payments import REFUNDABLE, Status
 from paygate.errors import InvalidRequest, PaygateError
 from paygate.http.context import context, gateway
+from paygate.services import exports as export_service
 from paygate.services import merchants as merchant_service
 from paygate.services import orders as order_service
 from paygate.services import payments as payment_service
@@ -50,6 +51,7 @@ MESSAGES = {
     "refund_failed": "The bank refused the refund.",
     "retry_succeeded": "Delivered: the endpoint answered 2xx.",
     "retry_failed": "The endpoint did not accept the delivery.",
+    "test_sent": "Test webhook queued: it appears in the delivery log below as webhook.test.",
     "payment_not_capturable": "This payment cannot be captured in its current status.",
     "payment_not_voidable": "This payment cannot be voided in its current status.",
     "payment_not_refundable": "Only captured payments can be refunded.",
@@ -130,8 +132,10 @@ async def _home_page(request: Request, session: auth.Session, *, error: str | No
     decided = int(stats["succeeded"]) + int(stats["failed"])
     rate = f"{100 * int(stats['succeeded']) / decided:.1f}%" if decided else "—"
     totals = [money(int(v["captured"]), v["currency"]) for v in volume]
+    current = {k["kind"]: k["display"] for k in reversed(keys) if k["revoked_at"] is None}  # the newest live key
     return _page("dashboard/home.html", session, total=int(stats["total"]), totals=totals, rate=rate,
-                 decided=decided, keys=keys, recent=[views.payment(p) for p in recent[:5]], nav="home",
+                 decided=decided, keys=keys, current_pk=current.get("publishable"),
+                 current_sk_last4=current.get("secret"), recent=[views.payment(p) for p in recent[:5]], nav="home",
                  error=error, idem=_new_idem(), currencies=sorted(money_module.CURRENCY_EXPONENTS),
                  rolled=rolled, grace_choices=GRACE_CHOICES,
                  old_keys_stopped=bool(rolled and rolled.old_keys_expire_at and rolled.old_keys_expire_at <= utcnow()))
@@ -206,9 +210,34 @@ async def payment_list(
     if has_more:
         next_url = "/dashboard/payments?" + urlencode({"q": q, "status": status_filter or "",
                                                       "starting_after": rows[-1]["id"]})
+    export_url = "/dashboard/payments.csv?" + urlencode({"q": q, "status": status_filter or ""})
     return _page("dashboard/payments.html", session, payments=[views.payment(p) for p in rows], q=q,
+                 export_url=export_url,
                  selected_status=status_filter or "", statuses=[s.value for s in Status], next_url=next_url,
                  nav="payments")
+
+
+def _export_filters(q: str, status: str) -> export_service.Filters:
+    """The list's search box and status filter, with the same meaning as in the list."""
+    q = q.strip()[:255]
+    return export_service.Filters(
+        status=status if status in Status.__members__.values() else None,
+        payment_id=q if q.startswith("pay_") else None,
+        order_id=q if q.startswith("ord_") else None,
+        customer_id=(q or None) if not q.startswith(("pay_", "ord_")) else None)
+
+
+@router.get("/dashboard/payments.csv")
+async def export_payments(request: Request, q: str = "", status: str = "") -> Response:
+    """Every payment the list's filters match, as CSV, streamed (services.exports)."""
+    session = await auth.current(request)
+    if session is None:
+        return auth.to_login(request)
+    body = export_service.payments_csv(gateway(request).pool, session.merchant_id, _export_filters(q, status))
+    name = f"payments-{session.merchant_id}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.csv"
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/dashboard/payments/{payment_id}")
@@ -282,17 +311,17 @@ async def _url_problem(request: Request, url: str) -> str | None:
 
 
 async def _webhooks_page(request: Request, session: auth.Session, *, status: int = 200,
-                         created: dict[str, Any] | None = None, notice: str | None = None,
-                         error: str | None = None, url: str = "") -> Response:
+                         created: dict[str, Any] | None = None, rotated: dict[str, Any] | None = None,
+                         notice: str | None = None, error: str | None = None, url: str = "") -> Response:
     async with gateway(request).pool.connection() as conn:
         endpoints = await webhook_store.page_endpoints(conn, session.merchant_id, limit=50)
         deliveries = await webhook_store.page_deliveries(conn, session.merchant_id, limit=PAGE_SIZE)
     return _page(
         "dashboard/webhooks.html", session, status=status, endpoints=[views.webhook_endpoint(e)
                                                                       for e in endpoints[:50]],
-        deliveries=[views.webhook_delivery(d) for d in deliveries[:PAGE_SIZE]], created=created,
+        deliveries=[views.webhook_delivery(d) for d in deliveries[:PAGE_SIZE]], created=created, rotated=rotated,
         notice=notice, error=error, url=url, idem=_new_idem(), retry_idem={d["id"]: _new_idem() for d in deliveries},
-        nav="webhooks",
+        endpoint_idem={e["id"]: (_new_idem(), _new_idem()) for e in endpoints}, nav="webhooks",
     )
 
 
@@ -317,8 +346,10 @@ async def save_webhook(request: Request) -> Response:
         return await _webhooks_page(request, session, status=400, error=problem, url=url)
     gw = gateway(request)
     who = session.principal
+    legacy = form.get("legacy_signature") == "on"
     outcome = await run_idempotent(gw, who, request.url.path, form, lambda key: webhook_service.create_endpoint(
-        gw, who, url=url, enabled_events=["*"], description="Added in the dashboard", key=key),
+        gw, who, url=url, enabled_events=["*"], description="Added in the dashboard", key=key,
+        legacy_signature=legacy),
         restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))  # the secret is stored sealed
     return await _webhooks_page(request, session, status=201, created=orjson.loads(outcome.body))
 
@@ -340,3 +371,42 @@ async def retry_delivery(request: Request, delivery_id: str) -> Response:
         return _back("/dashboard/webhooks", error=_error_code(outcome))
     return _back("/dashboard/webhooks", done=f"retry_{orjson.loads(outcome.body)['status']}")
 
+
+
+@router.post("/dashboard/webhooks/{endpoint_id}/rotate_secret")
+async def regenerate_secret(request: Request, endpoint_id: str) -> Response:
+    """rotate_secret (API.md §8): a new secret, shown this once on the page itself; the previous one keeps
+    signing beside it for 24 h, so the merchant's receiver keeps working while it is updated."""
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
+    gw = gateway(request)
+    who = session.principal
+    try:
+        outcome = await run_idempotent(gw, who, request.url.path, form, lambda key: webhook_service.rotate_secret(
+            gw, who, endpoint_id, key), restore=lambda stored: signing.unseal(stored, gw.settings.secret_key))
+    except PaygateError as err:
+        return _back("/dashboard/webhooks", error=err.code)
+    if outcome.status >= 400:
+        return _back("/dashboard/webhooks", error=_error_code(outcome))
+    return await _webhooks_page(request, session, rotated=orjson.loads(outcome.body))
+
+
+@router.post("/dashboard/webhooks/{endpoint_id}/test")
+async def send_test_webhook(request: Request, endpoint_id: str) -> Response:
+    """POST /v1/webhook_endpoints/{id}/test from the page: a webhook.test for this endpoint alone."""
+    checked = await _checked_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
+    gw = gateway(request)
+    who = session.principal
+    try:
+        outcome = await run_idempotent(gw, who, request.url.path, form, lambda key: webhook_service.send_test(
+            gw, who, endpoint_id, key))
+    except PaygateError as err:
+        return _back("/dashboard/webhooks", error=err.code)
+    if outcome.status >= 400:
+        return _back("/dashboard/webhooks", error=_error_code(outcome))
+    return _back("/dashboard/webhooks", done="test_sent")

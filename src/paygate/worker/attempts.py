@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from paygate.domain import views
-from paygate.domain.webhooks import FAILING_DISABLE_AFTER, Attempt, decide, signing_secrets
+from paygate.domain.webhooks import FAILING_DISABLE_AFTER, Attempt, decide, legacy_signature, signing_secrets
 from paygate.services.gateway import Gateway, utcnow
 from paygate.store import webhooks as store
 from paygate.store.db import Conn, Row, transaction
@@ -43,6 +43,8 @@ async def attempt(sender: Sender, row: Row, master_key: str) -> Attempt:
     body = event_body(row)
     secrets_ = signing_secrets(row, utcnow(), master_key)
     headers = signing.headers(secrets_, row["event_id"], int(time.time()), body)
+    if row.get("legacy_signature"):
+        headers["x-webhook-signature"] = legacy_signature(secrets_[0], body)  # the newest secret
     return await sender.send(row["url"], body, headers)
 
 

@@ -3,6 +3,8 @@
  * page and merchants' own forms agree. Each press of "Pay" is one attempt with its own Idempotency-Key;
  * network errors and 5xx are retried with that same key, so an attempt can never charge twice.
  * The card number and CVV are sent once, to this origin, and never stored or logged in the page.
+ * After a failure, "Try again" is offered while the order still accepts failed payments (API.md §19:
+ * PAYGATE_ORDER_MAX_FAILED_PAYMENTS); once it accepts no more, the page says so instead.
  */
 (function () {
   "use strict";
@@ -29,6 +31,7 @@
   var cardInput = byId("card-number");
   var expiryInput = byId("card-expiry");
   var cvvInput = byId("card-cvv");
+  var nameInput = byId("card-name");
   var vpaInput = byId("upi-vpa");
   var brandBadge = byId("card-brand");
   var formError = byId("form-error");
@@ -152,7 +155,10 @@
     if (!ok) return null;
     var year = parseInt(m[2], 10);
     if (year < 100) year += 2000;
-    return { type: "card", card: { number: number, exp_month: month, exp_year: year, cvc: cvc } };
+    var card = { number: number, exp_month: month, exp_year: year, cvc: cvc };
+    var name = nameInput.value.replace(/\s+/g, " ").trim();
+    if (name) card.name = name.slice(0, 100);
+    return { type: "card", card: card };
   }
 
   function readUpi() {
@@ -196,14 +202,38 @@
     byTest("payment-id").textContent = paymentId;
     show("success");
     busy = false;
+    if (window.parent === window && window.history && window.history.replaceState) {
+      // a reload (or a bookmark) now lands on the standalone success page, not on a form to pay again
+      window.history.replaceState(null, "", base + "/success?payment_id=" + encodeURIComponent(paymentId));
+    }
     tell("success", { paymentId: paymentId, status: status });
   }
 
+  /** Offer "Try again" while the order accepts more failed payments; otherwise say that it does not. */
+  function showRetry(left) {
+    var exhausted = left === 0;
+    byId("retry-box").hidden = exhausted;
+    byId("exhausted-box").hidden = !exhausted;
+    byId("attempts-left").textContent = left > 0 && left <= 3 ? " (" + left + (left === 1 ? " attempt" : " attempts") + " left)" : "";
+  }
+
+  function attemptsLeft() {
+    return fetch(base + "/status", { cache: "no-store" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (s) {
+      return s && s.order && typeof s.order.attempts_left === "number" ? s.order.attempts_left : null;
+    }, function () { return null; }); // unknown: offer the retry, the server still enforces the limit
+  }
+
   function fail(paymentId, message, code) {
-    byId("failure-message").textContent = message;
-    show("failure");
-    busy = false;
-    tell("failure", { paymentId: paymentId || null, error: { code: code || "payment_failed", message: message } });
+    var exhausted = code === "too_many_attempts";
+    return (exhausted ? Promise.resolve(0) : attemptsLeft()).then(function (left) {
+      byId("failure-message").textContent = message;
+      showRetry(left);
+      show("failure");
+      busy = false;
+      tell("failure", { paymentId: paymentId || null, error: { code: code || "payment_failed", message: message } });
+    });
   }
 
   function backToForm() {
@@ -283,6 +313,9 @@
       });
     }
     if (res.status === 404) return fail(null, "This order no longer exists. Ask the shop for a new payment link.", err.code);
+    if (res.status === 429 && err.code === "too_many_attempts") {
+      return fail(null, "This order has had too many failed payments.", err.code);
+    }
     return fail(null, err.message || "Something went wrong; nothing was charged. Please try again.", err.code);
   }
 

@@ -12,7 +12,8 @@
  *
  * The hosted checkout opens in a modal iframe served by paygate, so card numbers never touch the
  * merchant's page. Helpers: Paygate.validateCard(number) (Luhn), Paygate.cardBrand(number),
- * Paygate.validateVpa(vpa). No dependencies; works in every current browser.
+ * Paygate.validateVpa(vpa). No dependencies; works in every current browser. The same file is served at
+ * /checkout.js, where it also answers as `PaymentGateway` (see below).
  */
 (function (global) {
   "use strict";
@@ -185,10 +186,43 @@
     return handle;
   };
 
+  /**
+   * The drop-in of seed 001's and seed 004's gateways (API.md §11 v2), for merchants moving to paygate:
+   *   new PaymentGateway({ key: "pk_test_…", orderId: "ord_…", onSuccess, onFailure, onClose }).open()
+   * opens the same modal as `new Paygate({key}).checkout({...})`. onSuccess receives {paymentId} (with
+   * orderId and status beside it); a failure leaves the modal open for another try.
+   */
+  function PaymentGateway(options) {
+    if (!(this instanceof PaymentGateway)) {
+      throw new TypeError("PaymentGateway: use `new PaymentGateway({key, orderId, ...})`");
+    }
+    options = options || {};
+    this._paygate = new Paygate({ key: options.key, baseUrl: options.baseUrl });
+    this._options = options;
+    this._handle = null;
+  }
+
+  PaymentGateway.prototype.open = function () {
+    var o = this._options;
+    var self = this;
+    this._handle = this._paygate.checkout({
+      orderId: o.orderId,
+      onSuccess: function (r) { call(o.onSuccess, { paymentId: r.paymentId, orderId: r.orderId, status: r.status }); },
+      onFailure: function (r) { call(o.onFailure, r); },
+      onClose: function (r) { self._handle = null; call(o.onClose, r); },
+    });
+    return this;
+  };
+
+  PaymentGateway.prototype.close = function () {
+    if (this._handle) this._handle.close();
+  };
+
   Paygate.validateCard = validateCard;
   Paygate.cardBrand = cardBrand;
   Paygate.validateVpa = validateVpa;
   Paygate.version = "1";
 
   global.Paygate = Paygate;
+  global.PaymentGateway = PaymentGateway;
 })(window);

@@ -4,10 +4,6 @@
 -- The address a payment's receipts go to (POST /v1/payments `receipt_email`).
 ALTER TABLE payments ADD COLUMN receipt_email text;
 
--- A publishable key is public by design (it is embedded in the merchant's pages), so it may be kept in
--- full for the dashboard's integration snippets; a secret key never is (CHECK).
-ALTER TABLE api_keys ADD COLUMN public_key text CHECK (public_key IS NULL OR kind = 'publishable');
-
 CREATE TABLE emails (
     id              text PRIMARY KEY,                 -- em_…; the message's Message-ID is derived from it
     merchant_id     text NOT NULL REFERENCES merchants (id),
