@@ -20,6 +20,7 @@ from paygate.domain.retry import jittered
 EVENT_TYPES = (
     "payment.pending", "payment.authorized", "payment.captured", "payment.failed", "payment.voided",
     "payment.expired", "refund.succeeded", "refund.failed", "order.paid",
+    "payment_method.attached", "payment_method.detached",
 )
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 # An endpoint whose every attempt has failed for this long is disabled (API.md §8).
