@@ -42,9 +42,14 @@ class CardNumber:
     __slots__ = ("_digits",)
 
     def __init__(self, digits: str) -> None:
-        if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19):
-            raise VaultError("a card number is 12 to 19 ASCII digits")  # the value itself is not repeated
+        if not self.valid(digits):
+            del digits  # not even a traceback's locals keep it (the raise below is outside any except)
+            raise VaultError("a card number is 12 to 19 ASCII digits")
         self._digits = digits
+
+    @staticmethod
+    def valid(digits: str) -> bool:
+        return digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19
 
     @property
     def digits(self) -> str:
@@ -52,7 +57,7 @@ class CardNumber:
 
     @property
     def last4(self) -> str:
-        return self._digits[-4:]
+        return getattr(self, "_digits", "")[-4:]
 
     def __repr__(self) -> str:
         return f"CardNumber(…{self.last4})"
@@ -99,12 +104,20 @@ def reveal(ring: Keyring, sealed: Sealed, *, merchant_id: str, record_id: str) -
     if key is None:
         raise UnknownKey(f"record {record_id} is sealed under vault key id {sealed.key_id}, "
                          "which PAYGATE_VAULT_KEY does not list")
+    # Errors are raised outside the except blocks and after the plaintext is dropped, so that neither an
+    # exception's context (a UnicodeDecodeError holds its input) nor a frame's locals carry the number.
+    plain: bytes | None
     try:
         plain = key.aead.decrypt(sealed.nonce, sealed.ciphertext, associated_data(merchant_id, record_id))
     except (InvalidTag, ValueError):
+        plain = None
+    if plain is None:
         raise Tampered(f"record {record_id} does not open under vault key id {sealed.key_id}: "
-                       "its ciphertext, nonce or binding was altered") from None
-    try:
-        return CardNumber(plain.decode("ascii"))
-    except (UnicodeDecodeError, VaultError):
-        raise Tampered(f"record {record_id} opened to something that is not a card number") from None
+                       "its ciphertext, nonce or binding was altered")
+    text = plain.decode("ascii", errors="replace")
+    del plain
+    number = CardNumber(text) if CardNumber.valid(text) else None
+    del text
+    if number is None:
+        raise Tampered(f"record {record_id} opened to something that is not a card number")
+    return number
