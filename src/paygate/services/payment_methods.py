@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from paygate.config import Settings
 from paygate.domain import cards, customer_views
 from paygate.domain.ids import new_id
 from paygate.errors import NotFound
@@ -22,13 +23,14 @@ from paygate.vault import CardNumber, keyring, seal
 
 
 async def attach_card(
-    conn: Conn, gw: Gateway, *, merchant_id: str, customer_id: str, number: CardNumber, exp_month: int,
+    conn: Conn, settings: Settings, *, merchant_id: str, customer_id: str, number: CardNumber, exp_month: int,
     exp_year: int,
 ) -> Row:
-    """Insert a saved card for the customer (in the caller's transaction) and emit `payment_method.attached`."""
+    """Insert a saved card for the customer (in the caller's transaction) and emit `payment_method.attached`.
+    Takes the settings, not the gateway: the keys are all it needs (and tests and the CLI have no gateway)."""
     pm_id, now = new_id("pm"), utcnow()
-    public = cards.public_view(number.digits, exp_month, exp_year, gw.settings.fingerprint_key)
-    sealed = seal(keyring(gw.settings.vault_key), number, merchant_id=merchant_id, record_id=pm_id)
+    public = cards.public_view(number.digits, exp_month, exp_year, settings.fingerprint_key)
+    sealed = seal(keyring(settings.vault_key), number, merchant_id=merchant_id, record_id=pm_id)
     row = await store.insert(conn, {
         "id": pm_id, "merchant_id": merchant_id, "customer_id": customer_id, "brand": public["brand"],
         "last4": public["last4"], "exp_month": public["exp_month"], "exp_year": public["exp_year"],
