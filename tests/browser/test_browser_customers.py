@@ -75,8 +75,8 @@ def test_customers_search_detail_and_detach(page: Page, merchant: Merchant, scre
     assert VISA not in html and MASTERCARD not in html and "4242 4242" not in html
 
     # a detach without the page's CSRF token is refused and changes nothing
-    forged = page.request.post(f"{merchant.stack.api_url}/dashboard/customers/{ada['id']}/payment_methods/{visa}/detach",
-                               form={"idem": "forged-detach-0123456789"}, max_redirects=0)
+    action = f"{merchant.stack.api_url}/dashboard/customers/{ada['id']}/payment_methods/{visa}/detach"
+    forged = page.request.post(action, form={"idem": "forged-detach-0123456789"}, max_redirects=0)
     assert forged.status == 403
     assert vault_columns(merchant.stack.database_url, visa)["vault_ciphertext"] is not None
 

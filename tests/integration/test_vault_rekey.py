@@ -124,3 +124,20 @@ async def test_rekey_beside_inserts_and_a_locked_row(pool: AsyncConnectionPool[C
     assert {pm: opened(Keyring.parse(NEW), row) for pm, row in rows.items()} == {**numbers, **written}
     # each old-key record was resealed exactly once; the new-key ones written during the run never
     assert progress.resealed == total_old + 5
+
+
+def test_rekey_refuses_a_weak_key_in_production_and_names_an_unknown_one(database_url: str) -> None:
+    weak = subprocess.run([str(PAYGATE), "vault", "rekey"], capture_output=True, text=True, timeout=60, check=False,
+                          env=child_env({"PAYGATE_DATABASE_URL": database_url}))  # production by default
+    assert weak.returncode == 2 and "PAYGATE_VAULT_KEY is not set" in weak.stderr, weak.stderr
+
+
+async def test_rekey_stops_on_a_record_under_an_unlisted_key(pool: AsyncConnectionPool[Conn],
+                                                             database_url: str) -> None:
+    merchant_id, customer_id = await merchant_and_customer(pool)
+    await save(pool, Settings(database_url=database_url, vault_key=OLD), merchant_id, customer_id, luhn_number(1))
+    done = _rekey_command(database_url, PAYGATE_VAULT_KEY=NEW)  # OLD forgotten too early
+    assert done.returncode == 1
+    assert keyring(OLD).current.id in done.stderr and "does not list" in done.stderr
+    assert OLD not in done.stdout + done.stderr and NEW not in done.stdout + done.stderr
+    assert {r["vault_key_id"] for r in (await vault_rows(pool)).values()} == {keyring(OLD).current.id}
