@@ -1,5 +1,6 @@
 """`paygate vault rekey` over a real PostgreSQL: interrupted half-way and resumed (the command itself,
-killed at a crash point), and run concurrently with inserts and a request holding a row."""
+killed at a crash point), and run concurrently with inserts and a request holding a row; its refusals; and
+saving a card racing the delete of its customer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import secrets
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
@@ -20,6 +22,7 @@ from paygate.vault import Keyring, keyring
 from paygate.vault.rekey import Progress, rekey
 from tests.e2e.procs import child_env
 from tests.integration.vault_support import luhn_number, merchant_and_customer, opened, save, vault_rows
+from tests.polling import eventually
 
 OLD, NEW = secrets.token_hex(32), secrets.token_hex(32)
 
@@ -141,3 +144,29 @@ async def test_rekey_stops_on_a_record_under_an_unlisted_key(pool: AsyncConnecti
     assert keyring(OLD).current.id in done.stderr and "does not list" in done.stderr
     assert OLD not in done.stdout + done.stderr and NEW not in done.stdout + done.stderr
     assert {r["vault_key_id"] for r in (await vault_rows(pool)).values()} == {keyring(OLD).current.id}
+
+
+async def test_a_card_is_never_saved_for_a_deleted_customer(pool: AsyncConnectionPool[Conn],
+                                                            database_url: str) -> None:
+    """attach_card holds the customer against a concurrent delete: run while the delete holds the customer,
+    it waits, then finds it deleted and saves nothing."""
+    from paygate.errors import NotFound
+    from paygate.store import customers
+    from paygate.store.db import fetch_one
+
+    merchant_id, customer_id = await merchant_and_customer(pool)
+    settings = Settings(database_url=database_url, vault_key=NEW)
+    saving: asyncio.Task[object] | None = None
+    async with transaction(pool) as conn:  # the delete use case's transaction, paused half-way
+        assert await customers.lock(conn, merchant_id, customer_id) is not None
+        saving = asyncio.create_task(save(pool, settings, merchant_id, customer_id, luhn_number(3)))
+        async with pool.connection() as watcher:  # the save is waiting for the customer's row lock
+            async def waiting() -> bool:
+                row = await fetch_one(watcher, "SELECT count(*) AS n FROM pg_stat_activity "
+                                       "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+                return row is not None and row["n"] > 0
+            await eventually(waiting)
+        await customers.erase(conn, customer_id, datetime.now(UTC))
+    with pytest.raises(NotFound):
+        await saving
+    assert await vault_rows(pool) == {}

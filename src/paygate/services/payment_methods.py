@@ -16,7 +16,7 @@ from paygate.domain.ids import new_id
 from paygate.errors import NotFound
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
-from paygate.store import events
+from paygate.store import customers, events
 from paygate.store import payment_methods as store
 from paygate.store.db import Conn, Row, transaction
 from paygate.vault import CardNumber, keyring, seal
@@ -28,6 +28,8 @@ async def attach_card(
 ) -> Row:
     """Insert a saved card for the customer (in the caller's transaction) and emit `payment_method.attached`.
     Takes the settings, not the gateway: the keys are all it needs (and tests and the CLI have no gateway)."""
+    if await customers.lock_shared(conn, merchant_id, customer_id) is None:  # not being deleted under us
+        raise NotFound("customer", customer_id, param="customer")
     pm_id, now = new_id("pm"), utcnow()
     public = cards.public_view(number.digits, exp_month, exp_year, settings.fingerprint_key)
     sealed = seal(keyring(settings.vault_key), number, merchant_id=merchant_id, record_id=pm_id)

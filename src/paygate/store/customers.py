@@ -34,6 +34,14 @@ async def lock(conn: Conn, merchant_id: str, customer_id: str) -> Row | None:
         (customer_id, merchant_id))
 
 
+async def lock_shared(conn: Conn, merchant_id: str, customer_id: str) -> Row | None:
+    """A live customer, held against a concurrent delete until the caller's transaction ends (saving a card
+    for it: a delete waits, or the save sees the customer deleted and stops)."""
+    return await fetch_one(
+        conn, "SELECT * FROM customers WHERE id = %s AND merchant_id = %s AND deleted_at IS NULL FOR SHARE",
+        (customer_id, merchant_id))
+
+
 async def update(conn: Conn, customer_id: str, fields: dict[str, Any]) -> Row:
     cols, params = set_clause(fields, _UPDATABLE)
     row = await fetch_one(conn, f"UPDATE customers SET {cols} WHERE id = %s RETURNING *", [*params, customer_id])
