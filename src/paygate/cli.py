@@ -14,10 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from paygate.cli_merchant import merchant_app
+from paygate.cli_vault import vault_app
 from paygate.config import BANK_SECRETS, GATEWAY_SECRETS, Settings, get_settings, production_refusal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
 app.add_typer(merchant_app, name="merchant")
+app.add_typer(vault_app, name="vault")
 
 DEMO_EMAIL = "demo@paygate.local"
 

@@ -2,7 +2,8 @@
 
 `PAYGATE_CRASH_POINT=<name>` makes the process die (as if SIGKILLed: no cleanup, no commit) the moment
 it reaches that point. Unset in production; read once at import so the hot path pays one comparison.
-Points: `after_bank_authorize`, `after_bank_capture`, `after_bank_void`, `after_bank_refund`.
+Points: `after_bank_authorize`, `after_bank_capture`, `after_bank_void`, `after_bank_refund`,
+`vault_rekey_before_commit` (a rekey batch resealed but not committed, with an earlier batch committed).
 """
 
 from __future__ import annotations

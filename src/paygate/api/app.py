@@ -13,6 +13,7 @@ from paygate.api import (
     errors,
     openapi,
     routes_bank_events,
+    routes_customers,
     routes_events,
     routes_ops,
     routes_orders,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_routing.router)
+    app.include_router(routes_customers.router)
     describe_acquirers(app, list(settings.acquirer_urls))  # PUT /v1/routing's schema names them
     app.include_router(routes_bank_events.router)
     app.include_router(web_routes.router)

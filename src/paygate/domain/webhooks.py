@@ -20,6 +20,7 @@ from paygate.domain.retry import jittered
 EVENT_TYPES = (
     "payment.pending", "payment.authorized", "payment.captured", "payment.failed", "payment.voided",
     "payment.expired", "refund.succeeded", "refund.failed", "order.paid",
+    "payment_method.attached", "payment_method.detached",
 )
 # Sent only on request, to one endpoint (POST /v1/webhook_endpoints/{id}/test, API.md §11 v2): never fanned
 # out, so it is not one of EVENT_TYPES and no endpoint can subscribe to it.
