@@ -12,8 +12,8 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from paygate.bank import signing
 from paygate.domain.ids import new_id
+from paygate.simbank import signing
 from tests.e2e.procs import Stack
 from tests.polling import poll
 

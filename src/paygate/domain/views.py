@@ -40,6 +40,8 @@ def payment(row: Row) -> dict[str, Any]:
         "created_at": ts(row["created_at"]),
         "updated_at": ts(row["updated_at"]),
         "status_history": row["status_history"],
+        # where the authorization is decided or held (§14); a failed payment was never held by anyone
+        "acquirer": None if status is Status.FAILED else row.get("acquirer"),
     }
 
 
