@@ -27,6 +27,7 @@ from paygate.acquirers.simbank import parse_callback_body
 
 class Behaviour(StrEnum):
     APPROVE = "approve"
+    PENDING = "pending"  # accepted, the outcome comes later by callback (UPI)
     DECLINE = "decline"  # failed with `failure_code` (default card_declined)
     REFUSE = "refuse"  # connection refused: NotSent, nothing applied
     ERROR_NOT_APPLIED = "error_not_applied"  # 5xx without acting: OutcomeUnknown; inquiry → processing_error
@@ -148,6 +149,8 @@ class MemoryAcquirer:
         op_id = f"mop_{next(self._ids)}"
         if b is Behaviour.DECLINE:
             result = AcquirerResult("failed", step.failure_code, op_id)
+        elif b is Behaviour.PENDING:
+            result = AcquirerResult("pending", None, op_id)
         else:
             result = AcquirerResult("succeeded", None, op_id, captured=captured)
             self._apply(kind, reference, amount, captured)
