@@ -43,7 +43,7 @@ def bank_db() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
     conninfo = f"{PG} dbname={name}"
     try:
-        assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql"]
+        assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql", "0002_verifications.sql"]
         assert migrate.apply(conninfo, "bank", MIGRATIONS) == []
         yield conninfo
     finally:
@@ -681,3 +681,37 @@ async def test_pending_upi_survives_a_bank_restart(bank_db: str) -> None:
 
 async def _count(receiver: Receiver, n: int) -> bool:
     return len(receiver.requests) >= n
+
+
+async def test_a_verification_checks_the_card_and_holds_nothing(bank: Bank) -> None:
+    client = SimBank("http://bank", transport=bank.transport, backoff_base_s=0)
+    async with client:
+        number, reference = luhn_card(), ref()
+        card = {"number": number, "exp_month": 1, "exp_year": 2032, "cvc": "000"}
+        pm: dict[str, Any] = {"type": "card", "card": card}
+        ok = await client.verify(key="v-" + reference, reference=reference, payment_method=pm)
+        assert ok.outcome == "succeeded" and ok.operation_id
+        declined = await client.verify(key="d-" + reference, reference=reference, payment_method={
+            "type": "card", "card": {**pm["card"], "number": "4000000000000002"}})
+        assert (declined.outcome, declined.failure_code) == ("failed", "card_declined")
+        again = await client.verify(key="v-" + reference, reference=reference, payment_method=pm)
+        assert again == ok  # one operation per key
+    assert await bank.card(number) == {"available": 1_000_000, "held": 0, "captured": 0, "refunded": 0}
+    assert [(o["type"], o["status"], o["amount"]) for o in await bank.ops(reference)] == [
+        ("verification", "succeeded", 0), ("verification", "failed", 0)]
+
+
+async def test_two_named_banks_in_one_database_share_nothing(bank_db: str) -> None:
+    from paygate.simbank.config import schema_for
+
+    migrate.apply(bank_db, schema_for("gamma"), MIGRATIONS)
+    number, reference = luhn_card(), ref()
+    async with running_bank(bank_db) as default, running_bank(bank_db, name="gamma") as gamma:
+        assert (await default.authorize(reference=reference, amount=300, number=number, exp=FUTURE)).status_code == 200
+        assert (await default.card(number))["held"] == 300
+        assert (await gamma.card(number))["held"] == 0
+        assert await gamma.ops(reference) == []
+        # the same reference is a fresh one at the other bank (no duplicate_reference across banks)
+        resp = await gamma.authorize(reference=reference, amount=200, number=number, exp=FUTURE)
+        assert resp.status_code == 200 and resp.json()["status"] == "succeeded"
+        assert ((await default.card(number))["held"], (await gamma.card(number))["held"]) == (300, 200)

@@ -170,7 +170,7 @@ async def gateway_http(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClie
     app = create_app(settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://paygate.test", timeout=30) as http:
-        yield http, app.state.gateway
+        yield http, app.state.context.gateway
 
 
 async def test_a_lock_held_elsewhere_is_a_503_with_retry_after_not_a_hang(

@@ -191,6 +191,24 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
     raise _BadRequest("payment_method.type must be card or upi.", "payment_method.type")
 
 
+def _verification_action(body: dict[str, Any], faults: Faults) -> store.Action:
+    _object(body, {"reference", "payment_method"}, {"reference", "payment_method"})
+    reference = _str(body, "reference")
+    pm = _object(body["payment_method"], {"type", "card"}, {"type", "card"}, "payment_method.")
+    if pm["type"] != "card":
+        raise _BadRequest("Only cards can be verified.", "payment_method.type")
+    where = "payment_method.card."
+    card = _object(pm["card"], {"number", "exp_month", "exp_year", "cvc"}, {"number", "exp_month", "exp_year", "cvc"},
+                   where)
+    number = digits_only(_str(card, "number", max_len=32, where=where))
+    if not luhn_valid(number):
+        raise _BadRequest("The card number is not valid.", where + "number", "invalid_number")
+    exp_month, exp_year = _int(card, "exp_month", 1, 12, where), _int(card, "exp_year", 0, 9999, where)
+    cvc, now = _str(card, "cvc", max_len=4, where=where), datetime.now(UTC)
+    return lambda conn: store.verify_card(conn, reference=reference, number=number, exp_month=exp_month,
+                                          exp_year=exp_year, cvc=cvc, now=now)
+
+
 def _capture_action(body: dict[str, Any], faults: Faults) -> store.Action:
     _object(body, {"reference", "amount"}, {"reference", "amount"})
     reference, amount = _str(body, "reference"), _amount(body)
@@ -291,6 +309,7 @@ def create_app(
     app.add_api_route("/v1/authorizations", route("authorization", partial(_authorization_action, card_key=card_key)),
                       methods=["POST"])
     app.add_api_route("/v1/captures", route("capture", _capture_action), methods=["POST"])
+    app.add_api_route("/v1/verifications", route("verification", _verification_action), methods=["POST"])
     app.add_api_route("/v1/voids", route("void", _void_action), methods=["POST"])
     app.add_api_route("/v1/refunds", route("refund", _refund_action), methods=["POST"])
 

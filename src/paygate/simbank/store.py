@@ -275,6 +275,17 @@ async def _insert_authorization(
     )
 
 
+async def verify_card(conn: Conn, *, reference: str, number: str, exp_month: int, exp_year: int, cvc: str,
+                      now: datetime) -> Operation:
+    """The test-card rules without the balance and without a hold: could this card be charged?"""
+    if cards.lookup(number).server_error:
+        raise NotApplied("test card 4000000000000119")
+    failure = cards.decide(number, exp_month, exp_year, cvc, now)
+    return await _insert_op(conn, reference=reference, type_="verification",
+                            status="failed" if failure else "succeeded", amount=0, currency=None,
+                            failure_code=failure)
+
+
 async def authorize_card(
     conn: Conn,
     *,
