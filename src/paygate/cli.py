@@ -15,6 +15,7 @@ import typer
 
 from paygate.cli_merchant import merchant_app
 from paygate.config import BANK_SECRETS, GATEWAY_SECRETS, Settings, get_settings, production_refusal
+from paygate.simbank.config import BankConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
 app.add_typer(merchant_app, name="merchant")
@@ -50,6 +51,16 @@ def migrate_all(settings: Settings) -> list[str]:
         applied += [f"{name}:{file}" if name != "bank" else file
                     for file in m.apply(settings.bank_database_url or url, schema_for(name), BANK_MIGRATIONS)]
     return applied
+
+
+def bank_config(settings: Settings, name: str) -> BankConfig:
+    """The simulator's own configuration (simbank/config.py) from the PAYGATE_BANK_* settings: the simulator
+    never reads the gateway's Settings itself."""
+    return BankConfig(webhook_secret=settings.bank_webhook_secret, name=name,
+                      failure_rate=settings.bank_failure_rate, lost_rate=settings.bank_lost_rate,
+                      latency_ms=settings.bank_latency_ms, duplicate_rate=settings.bank_duplicate_rate,
+                      upi_delay_ms=settings.bank_upi_delay_ms, statement_timeout_ms=settings.db_statement_timeout_ms,
+                      lock_timeout_ms=settings.db_lock_timeout_ms)
 
 
 @app.command()
@@ -94,7 +105,6 @@ def bank(
     """Serve the simulated acquiring bank."""
     import uvicorn
 
-    from paygate.bootstrap import bank_config
     from paygate.simbank.app import create_app
     from paygate.simbank.config import NAME
 

@@ -94,7 +94,7 @@ class Db:
 
 
 def bank_event(reference: str, *, ok: bool = True, amount: int = 2_500, event_id: str | None = None) -> dict[str, Any]:
-    """A callback body as the simulated bank writes it (bank/store.py `_event_body`)."""
+    """A callback body as the simulated bank writes it (simbank/store.py `_event_body`)."""
     data: dict[str, Any] = {"reference": reference, "operation": "capture", "amount": amount}
     if not ok:
         data["failure_code"] = "payment_declined"

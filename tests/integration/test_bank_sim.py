@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from paygate.acquirers.base import AcquirerResult, OutcomeUnknown
 from paygate.acquirers.simbank import SimBank
-from paygate.bootstrap import bank_config
+from paygate.cli import bank_config
 from paygate.config import Settings
 from paygate.domain.ids import new_id
 from paygate.simbank.app import MIGRATIONS, create_app

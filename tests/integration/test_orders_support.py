@@ -19,7 +19,7 @@ import pytest
 
 from paygate.acquirers.simbank import SimBank
 from paygate.api.app import create_app
-from paygate.bootstrap import bank_config
+from paygate.cli import bank_config
 from paygate.config import Settings
 from paygate.domain.ids import new_id
 from paygate.services import merchants
@@ -91,7 +91,7 @@ class Api:
 
 def bank_event(reference: str, *, ok: bool = True, amount: int = 2_500, operation: str = "capture",
                event_id: str | None = None, failure_code: str = "payment_declined") -> dict[str, Any]:
-    """A callback body exactly as the simulated bank writes it (bank/store.py `_event_body`)."""
+    """A callback body exactly as the simulated bank writes it (simbank/store.py `_event_body`)."""
     data: dict[str, Any] = {"reference": reference, "operation": operation, "amount": amount}
     if not ok:
         data["failure_code"] = failure_code
