@@ -3,7 +3,9 @@ the authentication, checked over the raw body before anything is parsed or recor
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from paygate.api.deps import gateway
@@ -22,9 +24,13 @@ router = APIRouter(prefix="/v1", tags=["bank"])
     "the sender (paygate hands each acquirer this URL with its name); it may be omitted when only one acquirer "
     "is configured.",
 )
-async def receive_bank_event(request: Request) -> Response:
+async def receive_bank_event(
+    request: Request,
+    acquirer: Annotated[str | None, Query(max_length=31, description="The sending acquirer's configured name "
+                                          "(in the URL paygate hands it); optional with a single acquirer.")] = None,
+) -> Response:
     gw = gateway(request)
     body = await request.body()
-    event = bank_events.accept(gw, request.query_params.get("acquirer"), request.headers, body)
+    event = bank_events.accept(gw, acquirer, request.headers, body)
     receipt = await bank_events.receive(gw, event)
     return json(receipt.view())
