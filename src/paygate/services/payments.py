@@ -118,14 +118,17 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
         async with pipelined(gw.pool) as conn:
             amount, currency, order = await _resolve_amount(conn, who, req, gw.settings.order_max_failed_payments)
-            p = await payments.insert(conn, {
+            values: dict[str, Any] = {
                 "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
                 "currency": currency, "capture_method": req.capture_method if is_card else "automatic",
                 "method_type": pm["type"], "payment_method": _public_method(pm, gw.settings.fingerprint_key),
                 "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
                 "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
                 "created_at": now, "updated_at": now,
-            })
+            }
+            # where the authorization goes, recorded with the payment and its intent in one transaction
+            acquirer = None if expired else candidates_for(gw, values)[0]
+            p = await payments.insert(conn, {**values, "acquirer": acquirer})
             if order is not None:
                 await orders.mark_attempted(conn, order["id"], now)
             if expired:  # no need to ask the bank: the card cannot be charged
@@ -133,8 +136,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 outcome = render(p)
                 await key.finish(conn, outcome)
                 return outcome
-            acquirer = candidates_for(gw, p)[0]
-            p = await payments.update(conn, p, {"acquirer": acquirer})
+            assert acquirer is not None
             await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
                                   kind="authorization", amount=amount, acquirer=acquirer,
                                   next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
