@@ -34,7 +34,7 @@ from paygate.embedded import EmbeddedPostgres
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 # (schema, package) in the order `paygate migrate` applies them
-MIGRATIONS = (("public", "paygate.store.migrations"), ("bank", "paygate.bank.migrations"))
+MIGRATIONS = (("public", "paygate.store.migrations"), ("bank", "paygate.simbank.migrations"))
 _TEMPLATE_LOCK = 0x7067_7470_6C00  # pg_advisory_lock key: one template builder at a time
 _TEMPLATE_IDLE_S = 3600
 _TEST_DB = re.compile(r"^paygate_t_(\d+)_[0-9a-f]+$")

@@ -16,6 +16,7 @@ import typer
 from paygate.cli_merchant import merchant_app
 from paygate.cli_vault import vault_app
 from paygate.config import BANK_SECRETS, GATEWAY_SECRETS, Settings, get_settings, production_refusal
+from paygate.simbank.config import BankConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
 app.add_typer(merchant_app, name="merchant")
@@ -36,18 +37,37 @@ def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def bank_names(settings: Settings) -> list[str]:
+    """The simulated banks this configuration runs: one per acquirer name (`bank` when none are named)."""
+    return list(settings.acquirer_urls)
+
+
 def migrate_all(settings: Settings) -> list[str]:
-    from paygate.store import migrate as m
+    from paygate import sqlmigrate as m
+    from paygate.simbank.app import MIGRATIONS as BANK_MIGRATIONS
+    from paygate.simbank.config import schema_for
 
     url = _require_db(settings)
     applied = m.apply(url, "public", "paygate.store.migrations")
-    applied += m.apply(settings.bank_database_url or url, "bank", "paygate.bank.migrations")
+    for name in bank_names(settings):  # each named bank in its own schema (API.md §12 v2)
+        applied += [f"{name}:{file}" if name != "bank" else file
+                    for file in m.apply(settings.bank_database_url or url, schema_for(name), BANK_MIGRATIONS)]
     return applied
+
+
+def bank_config(settings: Settings, name: str) -> BankConfig:
+    """The simulator's own configuration (simbank/config.py) from the PAYGATE_BANK_* settings: the simulator
+    never reads the gateway's Settings itself."""
+    return BankConfig(webhook_secret=settings.bank_webhook_secret, name=name,
+                      failure_rate=settings.bank_failure_rate, lost_rate=settings.bank_lost_rate,
+                      latency_ms=settings.bank_latency_ms, duplicate_rate=settings.bank_duplicate_rate,
+                      upi_delay_ms=settings.bank_upi_delay_ms, statement_timeout_ms=settings.db_statement_timeout_ms,
+                      lock_timeout_ms=settings.db_lock_timeout_ms)
 
 
 @app.command()
 def migrate() -> None:
-    """Apply the gateway's and the bank's migrations."""
+    """Apply the gateway's migrations and those of every configured bank."""
     applied = migrate_all(get_settings())
     typer.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
@@ -82,16 +102,21 @@ def api(
 def bank(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    name: Annotated[str, typer.Option(help="Which bank: its state is kept apart (schema bank_NAME).")] = "bank",
 ) -> None:
     """Serve the simulated acquiring bank."""
     import uvicorn
 
-    from paygate.bank.app import create_app
+    from paygate.simbank.app import create_app
+    from paygate.simbank.config import NAME
 
+    if not NAME.fullmatch(name):
+        typer.echo(f"paygate bank: --name {name!r} must look like alpha_2 ([a-z][a-z0-9_]{{0,30}})", err=True)
+        raise typer.Exit(2)
     settings = get_settings()
     _refuse_weak_secrets(settings, BANK_SECRETS)
     url = settings.bank_database_url or _require_db(settings)
-    bank_app = create_app(url, settings, pool_max_size=min(10, settings.db_pool_max))
+    bank_app = create_app(url, bank_config(settings, name), pool_max_size=min(10, settings.db_pool_max))
     uvicorn.run(bank_app, host=host, port=port, log_level="warning", access_log=False,
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
 
@@ -179,9 +204,12 @@ def serve(
                 demo = asyncio.run(_create_merchant(settings, "Demo Store", DEMO_EMAIL, password))
                 _announce_demo(home, demo, password, port)
             exe = [sys.executable, "-m", "paygate"]
+            banks = _banks_to_serve(settings, bank_port)
             parts = [
-                supervise.Process("bank", [*exe, "bank", "--port", str(bank_port)], env,
-                                  health_url=f"http://127.0.0.1:{bank_port}/healthz"),
+                *(supervise.Process(f"bank {name}" if name != "bank" else "bank",
+                                    [*exe, "bank", "--name", name, "--host", host, "--port", str(bport)], env,
+                                    health_url=f"http://{host}:{bport}/healthz")
+                  for name, host, bport in banks),
                 supervise.Process("api", [*exe, "api", "--port", str(port), "--workers", str(workers)], env,
                                   health_url=f"http://127.0.0.1:{port}/healthz"),
                 supervise.Process("worker", [*exe, "worker"], env),
@@ -190,8 +218,9 @@ def serve(
                 procs.append(part)  # start the next part only once this one answers: no first request races
                 part.start(timeout=60)
             typer.echo(f"paygate is up: API http://127.0.0.1:{port}  docs http://127.0.0.1:{port}/docs  "
-                       f"dashboard http://127.0.0.1:{port}/dashboard  bank http://127.0.0.1:{bank_port}  "
-                       "(Ctrl-C stops)")
+                       f"dashboard http://127.0.0.1:{port}/dashboard  "
+                       + "  ".join(f"{name} http://{host}:{bport}" for name, host, bport in banks)
+                       + "  (Ctrl-C stops)")
             exited = supervise.watch(procs)
             if exited is not None:
                 typer.echo(f"paygate {exited.name} exited with {exited.popen.returncode if exited.popen else '?'}; "
@@ -208,6 +237,20 @@ def serve(
             if embedded is not None:
                 embedded.stop()
             typer.echo("paygate stopped.")
+
+
+def _banks_to_serve(settings: Settings, bank_port: int) -> list[tuple[str, str, int]]:
+    """(name, host, port) of each simulator `serve` starts: one per PAYGATE_ACQUIRERS name, on its URL's
+    port (API.md §13 v2), else the single `bank` on --bank-port."""
+    from urllib.parse import urlsplit
+
+    if not settings.acquirers:
+        return [("bank", "127.0.0.1", bank_port)]
+    out = []
+    for name, url in settings.acquirer_urls.items():
+        parts = urlsplit(url)
+        out.append((name, parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)))
+    return out
 
 
 def _announce_demo(home: Path, demo: dict[str, str], password: str, port: int) -> None:
@@ -271,8 +314,13 @@ def _source_checkout_module(relative: str) -> Any:
 def main() -> None:
     from pydantic import ValidationError
 
+    from paygate.domain.acquirers import AcquirerConfigError
+
     try:
         app()
+    except AcquirerConfigError as exc:  # PAYGATE_ACQUIRERS unreadable: the message names the entry
+        typer.echo(f"paygate: {exc}", err=True)
+        sys.exit(2)
     except ValidationError as exc:  # a PAYGATE_* variable with a value it cannot have: one line, exit 2
         first = exc.errors()[0]
         name = "PAYGATE_" + str(first["loc"][0]).upper() if first["loc"] else "configuration"

@@ -163,7 +163,7 @@ class Drill:
         with psycopg.connect(self.cfg.server_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"'.encode())
         migrate.apply(self.db_url, "public", "paygate.store.migrations")
-        migrate.apply(self.db_url, "bank", "paygate.bank.migrations")
+        migrate.apply(self.db_url, "bank", "paygate.simbank.migrations")
         env = self._env()
         logs = self.cfg.workdir / self.db_name
         logs.mkdir(parents=True, exist_ok=True)

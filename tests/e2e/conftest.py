@@ -5,7 +5,7 @@ A test that fails gets the tail of every process log in its captured output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -15,7 +15,7 @@ from tests.e2e.procs import MakeStack, ProcError, Stack, start_stack
 
 @pytest.fixture
 def make_stack(make_database: MakeDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeStack]:
-    """Factory: `make_stack(worker=True, api_workers=1, database_url=None, **PAYGATE_env)` starts a
+    """Factory: `make_stack(worker=True, api_workers=1, database_url=None, acquirers=None, **PAYGATE_env)` starts a
     stack (on a new migrated database unless one is given); all are stopped after the test."""
     stacks: list[Stack] = []
 
@@ -24,6 +24,7 @@ def make_stack(make_database: MakeDatabase, tmp_path_factory: pytest.TempPathFac
         worker: bool = True,
         api_workers: int | None = 1,
         database_url: str | None = None,
+        acquirers: Sequence[str] | None = None,
         **env: str,
     ) -> Stack:
         url = database_url if database_url is not None else make_database()
@@ -33,6 +34,7 @@ def make_stack(make_database: MakeDatabase, tmp_path_factory: pytest.TempPathFac
             worker=worker,
             api_workers=api_workers,
             env=env,
+            acquirers=acquirers,
         )
         stacks.append(stack)
         return stack

@@ -16,6 +16,7 @@ import os
 import secrets
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,8 +25,8 @@ from paygate import serve_secrets
 from paygate.supervise import PAYGATE, Process, free_port, wait_for
 from paygate.supervise import SuperviseError as ProcError
 
-__all__ = ["PAYGATE", "MakeStack", "Proc", "ProcError", "Stack", "child_env", "free_port", "start_stack",
-           "wait_for"]
+__all__ = ["PAYGATE", "MakeStack", "Proc", "ProcError", "Stack", "bank_proc_name", "child_env", "free_port",
+           "start_stack", "wait_for"]
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
@@ -66,8 +67,10 @@ class Proc(Process):
 
 @dataclass
 class Stack:
-    """A gateway as deployed: `paygate bank`, `paygate api` and (usually) `paygate worker` over one
-    database; `procs` by name ("bank", "api", "worker") for kill/restart in chaos tests."""
+    """A gateway as deployed: `paygate bank` (one per acquirer), `paygate api` and (usually) `paygate worker`
+    over one database; `procs` by name ("bank" — or "bank_alpha", "bank_beta" … for named acquirers —,
+    "api", "worker") for kill/restart in chaos tests. `bank_urls` is acquirer name → URL, in configuration
+    order; `bank_url` the first."""
 
     api_url: str
     bank_url: str
@@ -75,6 +78,11 @@ class Stack:
     env: dict[str, str]
     workdir: Path
     procs: dict[str, Proc] = field(default_factory=dict)
+    bank_urls: dict[str, str] = field(default_factory=dict)
+
+    def bank_proc(self, name: str) -> Proc:
+        """The simulator process of acquirer `name`."""
+        return self.procs[bank_proc_name(name)]
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """A one-shot `paygate` command against this stack (same environment); raises if it fails."""
@@ -132,6 +140,10 @@ def _last_json_object(stdout: str) -> dict[str, object]:
     raise ProcError(f"no JSON object in the output:\n{stdout}")
 
 
+def bank_proc_name(acquirer: str) -> str:
+    return "bank" if acquirer == "bank" else f"bank_{acquirer}"
+
+
 def start_stack(
     database_url: str,
     workdir: Path,
@@ -140,11 +152,18 @@ def start_stack(
     api_workers: int | None = 1,
     timeout: float = 30,
     env: dict[str, str] | None = None,
+    acquirers: Sequence[str] | None = None,
 ) -> Stack:
-    """Start bank, API and worker on free ports over `database_url` (already migrated); `env` adds or
-    overrides PAYGATE_* settings, e.g. {"PAYGATE_BANK_FAILURE_RATE": "0.3"}."""
-    bank_port, api_port = free_port(), free_port()
-    bank_url, api_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{api_port}"
+    """Start bank(s), API and worker on free ports over `database_url` (already migrated); `env` adds or
+    overrides PAYGATE_* settings, e.g. {"PAYGATE_BANK_FAILURE_RATE": "0.3"}. `acquirers=("alpha", "beta")`
+    starts one `paygate bank --name` per name and sets PAYGATE_ACQUIRERS (their schemas are migrated
+    first, with `paygate migrate`); unset, the single default `bank`."""
+    if isinstance(acquirers, str):
+        acquirers = [a.strip() for a in acquirers.split(",") if a.strip()]
+    names = tuple(acquirers or ("bank",))
+    bank_urls = {name: f"http://127.0.0.1:{free_port()}" for name in names}
+    api_port = free_port()
+    bank_url, api_url = next(iter(bank_urls.values())), f"http://127.0.0.1:{api_port}"
     full_env = {
         "PAYGATE_DATABASE_URL": database_url,
         "PAYGATE_BANK_URL": bank_url,
@@ -155,14 +174,19 @@ def start_stack(
         # receivers in tests listen on 127.0.0.1, which production refuses as a webhook destination
         "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",
         **serve_secrets.fresh(),
+        **({"PAYGATE_ACQUIRERS": ",".join(f"{n}={u}" for n, u in bank_urls.items())} if acquirers else {}),
         **(env or {}),
     }
-    stack = Stack(api_url=api_url, bank_url=bank_url, database_url=database_url, env=full_env, workdir=workdir)
+    stack = Stack(api_url=api_url, bank_url=bank_url, database_url=database_url, env=full_env, workdir=workdir,
+                  bank_urls=bank_urls)
+    if acquirers:
+        stack.run("migrate")  # the template database has the default bank's schema only
     api_args = ["api", "--port", str(api_port)]
     if api_workers is not None:
         api_args += ["--workers", str(api_workers)]
     wanted = [
-        Proc("bank", ["bank", "--port", str(bank_port)], full_env, f"{bank_url}/healthz", log_dir=workdir),
+        *(Proc(bank_proc_name(name), ["bank", "--name", name, "--port", url.rsplit(":", 1)[1]], full_env,
+               f"{url}/healthz", log_dir=workdir) for name, url in bank_urls.items()),
         Proc("api", api_args, full_env, f"{api_url}/healthz", log_dir=workdir),
     ]
     if worker:
@@ -187,5 +211,6 @@ class MakeStack(Protocol):
         worker: bool = True,
         api_workers: int | None = 1,
         database_url: str | None = None,
+        acquirers: Sequence[str] | None = None,  # ("alpha", "beta") or "alpha,beta"
         **env: str,
     ) -> Stack: ...

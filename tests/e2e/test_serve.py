@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from paygate.config import GATEWAY_SECRETS, Settings, env_name, secret_problems
+from tests.conftest import MakeDatabase
 from tests.e2e.procs import PAYGATE, child_env, free_port
 from tests.polling import wait_for
 
@@ -135,4 +136,42 @@ def test_serve_runs_everything_on_embedded_postgres_and_reuses_its_secrets() -> 
         for run in runs:
             if run.proc.poll() is None or any(p.is_running() for p in run.family):
                 run.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_serve_starts_one_bank_per_configured_acquirer(make_database: MakeDatabase) -> None:
+    """With PAYGATE_ACQUIRERS, `serve` runs `paygate bank --name` for each, on its URL's port (§13 v2)."""
+    home = Path(tempfile.mkdtemp(prefix="paygate-serve-acq-"))
+    ports = {"alpha": free_port(), "beta": free_port()}
+    api_port = free_port()
+    env = child_env({"PAYGATE_HOME": str(home), "PAYGATE_DATABASE_URL": make_database(),
+                     "PAYGATE_ACQUIRERS": ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in ports.items())})
+    log = home / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(PAYGATE), "serve", "--port", str(api_port)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_for(lambda: "paygate is up" in log.read_text(), 120), log.read_text()
+        for name, port in ports.items():
+            faults = httpx.get(f"http://127.0.0.1:{port}/v1/faults", timeout=5)
+            assert faults.status_code == 200 and faults.json()["failure_rate"] == 0.0, (name, faults.text)
+            assert f"{name} http://127.0.0.1:{port}" in log.read_text()
+        demo = json.loads((home / "demo-merchant.json").read_text())
+        r = httpx.post(f"http://127.0.0.1:{api_port}/v1/payments", auth=(demo["secret_key"], ""), timeout=30,
+                       json={"amount": 4200, "currency": "GBP", "payment_method": CARD})
+        assert r.status_code == 201 and r.json()["acquirer"] == "alpha", r.text
+        ops = httpx.get(f"http://127.0.0.1:{ports['alpha']}/v1/operations", params={"reference": r.json()["id"]})
+        assert [o["type"] for o in ops.json()["data"]] == ["authorization", "capture"]
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+        for port in ports.values():
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    child.kill()
+            proc.kill()
+            proc.wait()
         shutil.rmtree(home, ignore_errors=True)

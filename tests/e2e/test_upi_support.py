@@ -12,8 +12,8 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from paygate.bank import signing
 from paygate.domain.ids import new_id
+from paygate.simbank import signing
 from tests.e2e.procs import Stack
 from tests.polling import poll
 
@@ -94,7 +94,7 @@ class Db:
 
 
 def bank_event(reference: str, *, ok: bool = True, amount: int = 2_500, event_id: str | None = None) -> dict[str, Any]:
-    """A callback body as the simulated bank writes it (bank/store.py `_event_body`)."""
+    """A callback body as the simulated bank writes it (simbank/store.py `_event_body`)."""
     data: dict[str, Any] = {"reference": reference, "operation": "capture", "amount": amount}
     if not ok:
         data["failure_code"] = "payment_declined"

@@ -9,8 +9,8 @@ import time
 
 import orjson
 
-from paygate.bank import signing
 from paygate.domain.ids import new_id
+from paygate.simbank import signing
 from tests.integration.test_orders_support import SECRET, Api, api, bank_event, post_event, signed
 
 __all__ = ["api"]  # the fixture, imported so that pytest finds it here

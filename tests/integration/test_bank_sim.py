@@ -19,10 +19,12 @@ import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from paygate.bank.app import create_app
-from paygate.bank.client import BankClient, BankResult
+from paygate.acquirers.base import AcquirerResult, OutcomeUnknown
+from paygate.acquirers.simbank import SimBank
+from paygate.cli import bank_config
 from paygate.config import Settings
 from paygate.domain.ids import new_id
+from paygate.simbank.app import MIGRATIONS, create_app
 from paygate.store import migrate
 from tests.polling import eventually
 
@@ -41,8 +43,8 @@ def bank_db() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
     conninfo = f"{PG} dbname={name}"
     try:
-        assert migrate.apply(conninfo, "bank", "paygate.bank.migrations") == ["0001_bank.sql"]
-        assert migrate.apply(conninfo, "bank", "paygate.bank.migrations") == []
+        assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql", "0002_verifications.sql"]
+        assert migrate.apply(conninfo, "bank", MIGRATIONS) == []
         yield conninfo
     finally:
         with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as conn:
@@ -80,7 +82,7 @@ class Bank:
 
 
 @asynccontextmanager
-async def running_bank(conninfo: str, **overrides: Any) -> AsyncIterator[Bank]:
+async def running_bank(conninfo: str, name: str = "bank", **overrides: Any) -> AsyncIterator[Bank]:
     values: dict[str, Any] = {
         "bank_failure_rate": 0.0,
         "bank_lost_rate": 0.0,
@@ -90,7 +92,7 @@ async def running_bank(conninfo: str, **overrides: Any) -> AsyncIterator[Bank]:
         "bank_webhook_secret": SECRET,
     }
     values.update(overrides)
-    app = create_app(conninfo, Settings(**values))
+    app = create_app(conninfo, bank_config(Settings(**values), name))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bank") as http:
@@ -494,7 +496,7 @@ async def test_lost_rate_one_applies_then_answers_500(bank_db: str) -> None:
         assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
         assert replay.json()["id"] == listed[0]["id"]
         # The client's retry with the same key recovers the outcome.
-        client = BankClient("http://bank", transport=lossy.transport, backoff_base_s=0)
+        client = SimBank("http://bank", transport=lossy.transport, backoff_base_s=0)
         async with client:
             result = await client.capture(key=new_id("key"), reference=reference, amount=700)
         assert result.outcome == "succeeded"
@@ -510,7 +512,7 @@ async def test_latency(bank_db: str) -> None:
 
 
 async def test_client_against_the_bank(bank: Bank) -> None:
-    client = BankClient("http://bank", transport=bank.transport, backoff_base_s=0.001)
+    client = SimBank("http://bank", transport=bank.transport, backoff_base_s=0.001)
     async with client:
         number, reference = luhn_card(), ref()
         pm: dict[str, Any] = {
@@ -523,7 +525,7 @@ async def test_client_against_the_bank(bank: Bank) -> None:
         assert (await client.card(number))["held"] == 900
         assert (await client.capture(key="c-" + reference, reference=reference, amount=900)).outcome == "succeeded"
         refund = await client.refund(key="r-" + reference, reference=reference, amount=1_000)
-        assert refund == BankResult("failed", "amount_exceeds_captured", refund.operation_id)
+        assert refund == AcquirerResult("failed", "amount_exceeds_captured", refund.operation_id)
         assert [o["type"] for o in await client.operations(reference)] == [
             "authorization",
             "capture",
@@ -543,17 +545,17 @@ async def test_client_against_the_bank(bank: Bank) -> None:
         # 4000000000000119: every attempt 500 → unknown; the inquiry then confirms nothing happened.
         broken_pm = {"type": "card", "card": {**pm["card"], "number": "4000000000000119"}}
         key = "b-" + reference
-        unknown = await client.authorize(
-            key=key,
-            reference=ref(),
-            amount=1,
-            currency="USD",
-            payment_method=broken_pm,
-            capture=True,
-            callback_url=None,
-        )
-        assert unknown == BankResult("unknown")
-        assert await client.inquire(key=key) == BankResult(
+        with pytest.raises(OutcomeUnknown):  # 5xx after sending: it may have been applied, only asking tells
+            await client.authorize(
+                key=key,
+                reference=ref(),
+                amount=1,
+                currency="USD",
+                payment_method=broken_pm,
+                capture=True,
+                callback_url=None,
+            )
+        assert await client.inquire(key=key) == AcquirerResult(
             "failed", "processing_error", (await bank.inquire(key))["operation"]["id"]
         )
 
@@ -679,3 +681,37 @@ async def test_pending_upi_survives_a_bank_restart(bank_db: str) -> None:
 
 async def _count(receiver: Receiver, n: int) -> bool:
     return len(receiver.requests) >= n
+
+
+async def test_a_verification_checks_the_card_and_holds_nothing(bank: Bank) -> None:
+    client = SimBank("http://bank", transport=bank.transport, backoff_base_s=0)
+    async with client:
+        number, reference = luhn_card(), ref()
+        card = {"number": number, "exp_month": 1, "exp_year": 2032, "cvc": "000"}
+        pm: dict[str, Any] = {"type": "card", "card": card}
+        ok = await client.verify(key="v-" + reference, reference=reference, payment_method=pm)
+        assert ok.outcome == "succeeded" and ok.operation_id
+        declined = await client.verify(key="d-" + reference, reference=reference, payment_method={
+            "type": "card", "card": {**pm["card"], "number": "4000000000000002"}})
+        assert (declined.outcome, declined.failure_code) == ("failed", "card_declined")
+        again = await client.verify(key="v-" + reference, reference=reference, payment_method=pm)
+        assert again == ok  # one operation per key
+    assert await bank.card(number) == {"available": 1_000_000, "held": 0, "captured": 0, "refunded": 0}
+    assert [(o["type"], o["status"], o["amount"]) for o in await bank.ops(reference)] == [
+        ("verification", "succeeded", 0), ("verification", "failed", 0)]
+
+
+async def test_two_named_banks_in_one_database_share_nothing(bank_db: str) -> None:
+    from paygate.simbank.config import schema_for
+
+    migrate.apply(bank_db, schema_for("gamma"), MIGRATIONS)
+    number, reference = luhn_card(), ref()
+    async with running_bank(bank_db) as default, running_bank(bank_db, name="gamma") as gamma:
+        assert (await default.authorize(reference=reference, amount=300, number=number, exp=FUTURE)).status_code == 200
+        assert (await default.card(number))["held"] == 300
+        assert (await gamma.card(number))["held"] == 0
+        assert await gamma.ops(reference) == []
+        # the same reference is a fresh one at the other bank (no duplicate_reference across banks)
+        resp = await gamma.authorize(reference=reference, amount=200, number=number, exp=FUTURE)
+        assert resp.status_code == 200 and resp.json()["status"] == "succeeded"
+        assert ((await default.card(number))["held"], (await gamma.card(number))["held"]) == (300, 200)

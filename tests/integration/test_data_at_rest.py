@@ -18,11 +18,11 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from paygate.api.app import create_app
-from paygate.bank import cards
 from paygate.config import Settings
 from paygate.domain import idempotency
 from paygate.services import merchants
 from paygate.services.gateway import Gateway
+from paygate.simbank import cards
 from paygate.store import db
 from paygate.store.db import Conn, make_pool, session_options
 from tests.integration.test_orders_support import SECRET, Api, api

@@ -17,14 +17,15 @@ import httpx
 import orjson
 import pytest
 
+from paygate.acquirers.simbank import SimBank
 from paygate.api.app import create_app
-from paygate.bank import signing
-from paygate.bank.app import create_app as create_bank_app
-from paygate.bank.client import BankClient
+from paygate.cli import bank_config
 from paygate.config import Settings
 from paygate.domain.ids import new_id
 from paygate.services import merchants
 from paygate.services.gateway import Gateway
+from paygate.simbank import signing
+from paygate.simbank.app import create_app as create_bank_app
 from paygate.store.db import Row, fetch_all, fetch_one
 
 SECRET = "whsec_" + base64.b64encode(b"orders-and-upi-test-secret-0123").decode()
@@ -90,7 +91,7 @@ class Api:
 
 def bank_event(reference: str, *, ok: bool = True, amount: int = 2_500, operation: str = "capture",
                event_id: str | None = None, failure_code: str = "payment_declined") -> dict[str, Any]:
-    """A callback body exactly as the simulated bank writes it (bank/store.py `_event_body`)."""
+    """A callback body exactly as the simulated bank writes it (simbank/store.py `_event_body`)."""
     data: dict[str, Any] = {"reference": reference, "operation": operation, "amount": amount}
     if not ok:
         data["failure_code"] = failure_code
@@ -113,16 +114,12 @@ async def post_event(http: httpx.AsyncClient, event: dict[str, Any], **kw: Any) 
 async def api(database_url: str) -> AsyncIterator[Api]:
     settings = Settings(database_url=database_url, public_url=PUBLIC_URL, bank_url="http://bank.test",
                         bank_webhook_secret=SECRET, bank_upi_delay_ms="600000-600000", log_level="warning")
-    app = create_app(settings)
-    bank_app = create_bank_app(database_url, settings)
+    bank_app = create_bank_app(database_url, bank_config(settings, "bank"))
+    bank = SimBank("http://bank.test", name="bank", webhook_secret=SECRET,
+                   transport=httpx.ASGITransport(app=bank_app))
+    app = create_app(settings, acquirers={"bank": bank})
     async with bank_app.router.lifespan_context(bank_app), app.router.lifespan_context(app):
         gw: Gateway = app.state.context.gateway
-        unused = gw.bank
-        gw.bank = BankClient("http://bank.test", transport=httpx.ASGITransport(app=bank_app))
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL,
-                                         timeout=30) as http:
-                yield Api(http, gw)
-        finally:
-            await gw.bank.aclose()
-            gw.bank = unused
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL,
+                                     timeout=30) as http:
+            yield Api(http, gw)

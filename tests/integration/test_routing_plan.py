@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from paygate.bank.client import BankClient
+from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.domain.routing import Facts
 from paygate.services import acquirer_health, merchants
@@ -25,13 +25,13 @@ CARD = Facts(amount=1000, currency="USD", method="card", card_brand="visa")
 async def gw(database_url: str) -> AsyncIterator[Gateway]:
     pool = make_pool(database_url, min_size=1, max_size=8)
     await pool.open(wait=True)
-    bank = BankClient("http://127.0.0.1:9")  # never called here
     settings = Settings(database_url=database_url, acquirers="alpha=http://127.0.0.1:9,beta=http://127.0.0.1:9,"
                         "gamma=http://127.0.0.1:9", acquirer_trip_after=2, acquirer_cooldown_s=30)
+    gw = build_gateway(settings, pool)  # the acquirers are never called here
     try:
-        yield Gateway(pool=pool, bank=bank, settings=settings)
+        yield gw
     finally:
-        await bank.aclose()
+        await gw.aclose()
         await pool.close()
 
 

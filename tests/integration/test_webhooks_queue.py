@@ -13,7 +13,8 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from paygate.bank.client import BankClient
+from paygate.acquirers.memory import MemoryAcquirer
+from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.domain.ids import new_id
 from paygate.domain.webhooks import Attempt
@@ -35,12 +36,12 @@ from tests.polling import eventually
 async def gw(database_url: str) -> AsyncIterator[Gateway]:
     pool = make_pool(database_url, min_size=1, max_size=8)
     await pool.open(wait=True)
-    bank = BankClient("http://127.0.0.1:9")  # never called here
+    bank = MemoryAcquirer("bank")  # never called here
     # receivers here listen on 127.0.0.1: private destinations are allowed explicitly
     settings = Settings(database_url=database_url, webhook_retry_schedule="0,1,2", worker_poll_s=30.0,
                         webhook_allow_private=True)
     try:
-        yield Gateway(pool=pool, bank=bank, settings=settings)
+        yield build_gateway(settings, pool, {"bank": bank})
     finally:
         await bank.aclose()
         await pool.close()
@@ -281,7 +282,7 @@ async def test_the_loop_wakes_on_notify_and_delivers_signed_events(gw: Gateway, 
 def strict(gw: Gateway, **changes: Any) -> Gateway:
     """The same gateway with the destination check on (or other settings changed)."""
     settings = gw.settings.model_copy(update={"webhook_allow_private": False, **changes})
-    return Gateway(pool=gw.pool, bank=gw.bank, settings=settings)
+    return build_gateway(settings, gw.pool, gw.acquirers)
 
 
 async def test_a_nul_in_the_receivers_answer_is_recorded_counted_and_the_delivery_fails(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import Depends, FastAPI
 
+from paygate.acquirers.base import Acquirer
 from paygate.api import (
     docs,
     errors,
@@ -22,7 +23,7 @@ from paygate.api import (
     routes_webhooks,
 )
 from paygate.api.middleware import Edge
-from paygate.bank.client import BankClient
+from paygate.bootstrap import build_gateway
 from paygate.config import GATEWAY_SECRETS, Settings, get_settings, secret_problems
 from paygate.domain.ratelimit import Limits
 from paygate.http.clientaddr import parse_trusted
@@ -30,7 +31,6 @@ from paygate.http.context import AppContext
 from paygate.http.parameters import refuse_control_characters
 from paygate.http.routing_schemas import describe_acquirers
 from paygate.logs import configure_logging
-from paygate.services.gateway import Gateway
 from paygate.services.merchants import KeyCache
 from paygate.store import migrate
 from paygate.store.db import make_pool
@@ -43,7 +43,8 @@ def database_url(settings: Settings) -> str:
     return settings.database_url
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, acquirers: Mapping[str, Acquirer] | None = None) -> FastAPI:
+    """The API. `acquirers` replaces the connectors built from the settings (tests: bootstrap.build_gateway)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     conninfo = database_url(settings)
@@ -55,11 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          statement_timeout_ms=settings.db_statement_timeout_ms,
                          lock_timeout_ms=settings.db_lock_timeout_ms)
         await pool.open(wait=False)
-        bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
+        gw = build_gateway(settings, pool, acquirers)
         keys = KeyCache()
         keys.start(conninfo)  # LISTENs for rolled keys (services/merchants.py)
         app.state.context = AppContext(
-            gateway=Gateway(pool=pool, bank=bank, settings=settings), keys=keys,
+            gateway=gw, keys=keys,
             limits=Limits(settings.rate_limit_per_s, settings.public_rate_limit_per_min),
             trusted_proxies=trusted_proxies,
             migration_versions=[int(name[:4]) for name in migrate.all_names("paygate.store.migrations")],
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await keys.aclose()
-            await bank.aclose()
+            await gw.aclose()
             await pool.close()
 
     app = FastAPI(

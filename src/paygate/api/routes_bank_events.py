@@ -3,7 +3,9 @@ the authentication, checked over the raw body before anything is parsed or recor
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from paygate.api.deps import gateway
@@ -17,13 +19,18 @@ router = APIRouter(prefix="/v1", tags=["bank"])
     "/bank/events",
     summary="Receive a signed bank callback (Standard Webhooks)",
     description="401 for a bad or missing signature (nothing recorded); 200 for an event applied, a duplicate "
-    "id, an event that would move a payment backwards, or an unknown reference (all recorded); 503 when the "
-    "database cannot commit, so that the bank retries.",
+    "id, an event that would move a payment backwards, an unknown reference, or an event for a payment at another "
+    "acquirer (all recorded); 503 when the database cannot commit, so that the bank retries. `acquirer` names "
+    "the sender (paygate hands each acquirer this URL with its name); it may be omitted when only one acquirer "
+    "is configured.",
 )
-async def receive_bank_event(request: Request) -> Response:
+async def receive_bank_event(
+    request: Request,
+    acquirer: Annotated[str | None, Query(max_length=31, description="The sending acquirer's configured name "
+                                          "(in the URL paygate hands it); optional with a single acquirer.")] = None,
+) -> Response:
     gw = gateway(request)
     body = await request.body()
-    bank_events.authenticate(gw.settings.bank_webhook_secret, request.headers, body)
-    event = bank_events.parse(body)
+    event = bank_events.accept(gw, acquirer, request.headers, body)
     receipt = await bank_events.receive(gw, event)
     return json(receipt.view())

@@ -41,6 +41,8 @@ def payment(row: Row) -> dict[str, Any]:
         "updated_at": ts(row["updated_at"]),
         "status_history": row["status_history"],
         "receipt_email": row.get("receipt_email"),
+        # where the authorization is decided or held (§14); a failed payment was never held by anyone
+        "acquirer": None if status is Status.FAILED else row.get("acquirer"),
     }
 
 

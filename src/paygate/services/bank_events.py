@@ -2,8 +2,10 @@
 
 The bank retries a callback until it gets a 2xx, and may send one twice, late, out of order. So:
 
-- the signature (Standard Webhooks, over the raw body, 5-minute tolerance) is the only authentication;
-  a bad one is refused before anything is read or written;
+- the URL names the acquirer (`?acquirer=NAME`, as paygate hands it to each acquirer); that acquirer's
+  `parse_callback` authenticates it (the simulator: Standard Webhooks over the raw body, 5-minute
+  tolerance) before anything is read or written; an event for a payment at another acquirer is
+  recorded and ignored;
 - the event's row in `bank_events` is inserted first, in the same transaction as its effect: the primary
   key turns every duplicate delivery, however concurrent, into a no-op that still answers 200;
 - the effect goes through `settle`, like a request or the recovery worker would, so a payment only ever
@@ -22,43 +24,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
 
-from paygate.domain import text
+from paygate.acquirers.base import BadSignature, Callback, CallbackError
 from paygate.domain.payments import Status
 from paygate.errors import AuthenticationError, InvalidRequest
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_events, bank_ops, payments
 from paygate.store.db import Conn, Row
-from paygate.webhooks import standard as signing
 
 log = structlog.get_logger("paygate.bank_events")
 
-TOLERANCE_S = 300
 # Wait at most this long for a database connection, then answer 503: well inside the bank's own 5 s
 # delivery timeout, so that during an outage the bank sees a clean 503 (and retries) rather than a hang.
 CONNECTION_TIMEOUT_S = 3.0
-TYPES = {"operation.succeeded": "succeeded", "operation.failed": "failed"}
-OPERATIONS = frozenset({"authorization", "capture", "refund"})
-
 APPLIED = "applied"  # the event finished an operation in flight
 REDUNDANT = "redundant"  # the operation was already final with this outcome (recovery or the request got there first)
 IGNORED = "ignored"  # not applicable: it contradicts a final state, or names nothing we can settle exactly
 UNKNOWN_REFERENCE = "unknown_reference"  # no payment with that id
-
-
-@dataclass(frozen=True)
-class BankEvent:
-    id: str
-    type: str
-    outcome: str  # "succeeded" | "failed"
-    reference: str
-    operation: str
-    amount: int
-    failure_code: str | None
-    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -72,57 +56,26 @@ class Receipt:
                 "duplicate": self.duplicate}
 
 
-def authenticate(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> None:
-    """Raise 401 unless the body carries a valid, fresh signature of the bank (constant-time compare)."""
-    msg_id, ts, sig = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
-    if not msg_id or not ts or not sig:
-        raise AuthenticationError("missing_signature",
-                                  "Bank callbacks must carry webhook-id, webhook-timestamp and webhook-signature.")
-    if not signing.verify(secret, msg_id, ts, body, sig, tolerance_s=TOLERANCE_S,
-                          now=time.time() if now is None else now):
-        raise AuthenticationError("invalid_signature", "The callback signature is invalid or too old.")
-
-
-def _bad(message: str, param: str | None = None) -> InvalidRequest:
-    return InvalidRequest("parameter_invalid", message, param=param)
-
-
-def parse(body: bytes) -> BankEvent:
-    """The signed body → a BankEvent; 400 if it is not the shape of API.md §12 (a bank bug, not a retry)."""
+def accept(gw: Gateway, acquirer: str | None, headers: Mapping[str, str], body: bytes,
+           now: float | None = None) -> Callback:
+    """Which acquirer sent it (the name in the URL paygate handed it; none: the only one configured), then
+    that acquirer's own authentication and format. 401/400 before anything is recorded."""
+    if acquirer is None:
+        if len(gw.acquirers) != 1:
+            raise InvalidRequest("parameter_missing", "acquirer is required when several acquirers are configured.",
+                                 param="acquirer")
+        acquirer = next(iter(gw.acquirers))
+    if acquirer not in gw.acquirers:
+        raise InvalidRequest("parameter_invalid", f"No acquirer {acquirer!r} is configured.", param="acquirer")
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise _bad("The body is not valid JSON.") from None
-    if not isinstance(doc, dict):
-        raise _bad("The body must be a JSON object.")
-    event_id, type_, data = doc.get("id"), doc.get("type"), doc.get("data")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
-        raise _bad("id must be a string of 1-255 characters.", "id")
-    if type_ not in TYPES:
-        raise _bad("type must be operation.succeeded or operation.failed.", "type")
-    if not isinstance(data, dict):
-        raise _bad("data must be an object.", "data")
-    reference, operation, amount = data.get("reference"), data.get("operation"), data.get("amount")
-    failure_code = data.get("failure_code")
-    if not isinstance(reference, str) or not 1 <= len(reference) <= 255:
-        raise _bad("data.reference must be a string of 1-255 characters.", "data[reference]")
-    if operation not in OPERATIONS:
-        raise _bad("data.operation must be authorization, capture or refund.", "data[operation]")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise _bad("data.amount must be a non-negative integer.", "data[amount]")
-    if failure_code is not None and (not isinstance(failure_code, str) or len(failure_code) > 100):
-        raise _bad("data.failure_code must be a short string.", "data[failure_code]")
-    # API.md §19: a NUL would make the insert fail (a 500 the bank retries for ever); refuse it, naming it.
-    for param, value in (("id", event_id), ("data[reference]", reference), ("data[failure_code]", failure_code)):
-        if value is not None and not text.acceptable(value):
-            raise _bad(f"{param} must not contain control characters.", param)
-    if not text.storable(doc):
-        raise _bad("The body must not contain NUL characters or unpaired surrogates.")
-    return BankEvent(id=event_id, type=type_, outcome=TYPES[type_], reference=reference, operation=operation,
-                     amount=amount, failure_code=failure_code, body=doc)
+        return gw.acquirers[acquirer].parse_callback(headers, body, time.time() if now is None else now)
+    except BadSignature as exc:
+        raise AuthenticationError(exc.code, exc.message) from None
+    except CallbackError as exc:
+        raise InvalidRequest(exc.code, exc.message, param=exc.param) from None
 
 
-async def _operation_for(conn: Conn, p: Row, event: BankEvent) -> tuple[Row | None, str | None]:
+async def _operation_for(conn: Conn, p: Row, event: Callback) -> tuple[Row | None, str | None]:
     """The bank operation of ours that the event reports on, or why there is none we can settle exactly."""
     if event.operation == "refund":
         # The event names the payment, not the refund: with several refunds in flight we could settle the
@@ -140,11 +93,13 @@ async def _operation_for(conn: Conn, p: Row, event: BankEvent) -> tuple[Row | No
     return op, None
 
 
-async def _apply(conn: Conn, gw: Gateway, event: BankEvent, now: datetime) -> tuple[str, str | None]:
+async def _apply(conn: Conn, gw: Gateway, event: Callback, now: datetime) -> tuple[str, str | None]:
     """(outcome, detail) of applying the event inside the caller's transaction."""
     p = await payments.lock(conn, event.reference) if event.reference.startswith("pay_") else None
     if p is None:
         return UNKNOWN_REFERENCE, None
+    if p["acquirer"] != event.acquirer:  # callbacks come from the payment's acquirer or count for nothing
+        return IGNORED, f"sent by acquirer {event.acquirer}; {p['id']} is at {p['acquirer']}"
     op, why = await _operation_for(conn, p, event)
     if op is None:
         return IGNORED, why
@@ -154,13 +109,15 @@ async def _apply(conn: Conn, gw: Gateway, event: BankEvent, now: datetime) -> tu
         return IGNORED, f"{op['kind']} {op['id']} is already {op['status']}; payment stays {p['status']}"
     if event.amount != op["amount"]:
         return IGNORED, f"amount {event.amount} differs from the {op['kind']}'s {op['amount']}"
+    if op["acquirer"] != event.acquirer:
+        return IGNORED, f"sent by acquirer {event.acquirer}; {op['kind']} {op['id']} went to {op['acquirer']}"
     after = await settle(conn, gw, op["id"], event.outcome, event.failure_code, now)
     if after["status"] == p["status"]:  # the state machine refused: late and backwards
         return IGNORED, f"payment stays {p['status']}"
     return APPLIED, f"payment {p['status']} -> {after['status']}"
 
 
-async def receive(gw: Gateway, event: BankEvent) -> Receipt:
+async def receive(gw: Gateway, event: Callback) -> Receipt:
     """Record and apply one delivery of a bank event, all in one transaction; duplicates change nothing."""
     now = utcnow()
     async with gw.pool.connection(timeout=CONNECTION_TIMEOUT_S) as conn, conn.transaction():

@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from psycopg_pool import AsyncConnectionPool
 
-from paygate.bank.client import BankClient
+from paygate.acquirers.base import Acquirer
 from paygate.config import Settings
 from paygate.store.db import Conn
 
 
+class AcquirerMissing(LookupError):
+    """A payment's acquirer is no longer configured: its operations wait (and say so) until it is again."""
+
+
 @dataclass
 class Gateway:
+    """Built in one place (paygate.bootstrap.build_gateway). `acquirers` is name → connector, in the
+    operator's order; services reach a bank only through it (acquirers/base.py)."""
+
     pool: AsyncConnectionPool[Conn]
-    bank: BankClient
+    acquirers: Mapping[str, Acquirer]
     settings: Settings
 
-    @property
-    def callback_url(self) -> str:
-        return f"{self.settings.public_url.rstrip('/')}/v1/bank/events"
+    def acquirer(self, name: str) -> Acquirer:
+        try:
+            return self.acquirers[name]
+        except KeyError:
+            raise AcquirerMissing(f"acquirer {name!r} is not configured (PAYGATE_ACQUIRERS)") from None
+
+    def callback_url(self, acquirer: str) -> str:
+        """Where `acquirer` sends its callbacks: the name in the URL is how paygate knows who sent one."""
+        return f"{self.settings.public_url.rstrip('/')}/v1/bank/events?acquirer={quote(acquirer)}"
+
+    async def aclose(self) -> None:
+        for acquirer in self.acquirers.values():
+            await acquirer.aclose()
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from paygate import crashpoints
-from paygate.bank.client import BankResult
+from paygate.acquirers.base import AcquirerResult
 from paygate.domain import cards, views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
 from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound, RateLimited
+from paygate.services.acquiring import ask, candidates_for
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import FAILURE_MESSAGES, emit, fail, move, settle
@@ -118,14 +119,17 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
         async with pipelined(gw.pool) as conn:
             amount, currency, order = await _resolve_amount(conn, who, req, gw.settings.order_max_failed_payments)
-            p = await payments.insert(conn, {
+            values: dict[str, Any] = {
                 "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
                 "currency": currency, "capture_method": req.capture_method if is_card else "automatic",
                 "method_type": pm["type"], "payment_method": _public_method(pm, gw.settings.fingerprint_key),
                 "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
                 "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
                 "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
-            })
+            }
+            # where the authorization goes, recorded with the payment and its intent in one transaction
+            acquirer = None if expired else candidates_for(gw, values)[0]
+            p = await payments.insert(conn, {**values, "acquirer": acquirer})
             if order is not None:
                 await orders.mark_attempted(conn, order["id"], now)
             if expired:  # no need to ask the bank: the card cannot be charged
@@ -133,8 +137,9 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 outcome = render(p)
                 await key.finish(conn, outcome)
                 return outcome
+            assert acquirer is not None
             await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
-                                  kind="authorization", amount=amount,
+                                  kind="authorization", amount=amount, acquirer=acquirer,
                                   next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
             if not is_card:  # UPI waits for the customer: its `pending` is an observable state
                 await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
@@ -147,25 +152,26 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         assert p0 is not None and op is not None
         if op["status"] != "pending":  # settled meanwhile (recovery or callback): answer what happened
             return await _finish(gw, key, payment_id)
-        op_id, amount, currency = op["id"], p0["amount"], p0["currency"]
+        op_id, amount, currency, acquirer = op["id"], p0["amount"], p0["currency"], op["acquirer"]
 
-    result = await gw.bank.authorize(
+    bank = gw.acquirer(acquirer)
+    result = await ask(bank.authorize(
         key=op_id, reference=payment_id, amount=amount, currency=currency, payment_method=_for_bank(pm),
-        capture=(req.capture_method == "automatic") or not is_card, callback_url=gw.callback_url,
-    )
+        capture=(req.capture_method == "automatic") or not is_card, callback_url=gw.callback_url(acquirer),
+    ))
     crashpoints.reach("after_bank_authorize")
     if result.outcome == "unknown" and is_card:
         # Our retries are spent. Ask the bank; the inquiry also fences off a late arrival of the original.
-        result = await gw.bank.inquire(key=op_id)
+        result = await ask(bank.inquire(key=op_id))
     return await _finish(gw, key, payment_id, op_id, result)
 
 
 async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | None = None,
-                  result: BankResult | None = None) -> Outcome:
+                  result: AcquirerResult | None = None) -> Outcome:
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         if op_id is not None and result is not None and result.outcome in ("succeeded", "failed"):
-            p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)
+            p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now, result.operation_id)
         else:
             locked = await payments.lock(conn, payment_id)
             assert locked is not None
@@ -177,7 +183,7 @@ async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | Non
 
 async def _begin_operation(
     gw: Gateway, who: Principal, payment_id: str, key: KeyHandle, kind: str, amount: int | None,
-) -> tuple[str, int]:
+) -> tuple[str, int, str]:
     """Phase 1 of capture/void: check the state under the row lock and commit the intent."""
     now = utcnow()
     async with pipelined(gw.pool) as conn:
@@ -200,29 +206,31 @@ async def _begin_operation(
         await move(conn, p, Status.CAPTURING if kind == "capture" else Status.VOIDING, now)
         op_id = new_id("bop")
         await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id, kind=kind,
-                              amount=op_amount, next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+                              amount=op_amount, acquirer=p["acquirer"],
+                              next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
         await key.checkpoint(conn, f"{kind}_started", op_id)
-    return op_id, op_amount
+    return op_id, op_amount, p["acquirer"]
 
 
 async def _operate(gw: Gateway, who: Principal, payment_id: str, key: KeyHandle, kind: str,
                    amount: int | None) -> Outcome:
     if key.resource_id is None:
-        op_id, op_amount = await _begin_operation(gw, who, payment_id, key, kind, amount)
+        op_id, op_amount, acquirer = await _begin_operation(gw, who, payment_id, key, kind, amount)
     else:
         op_id = key.resource_id
         async with gw.pool.connection() as conn:
             op = await bank_ops.get(conn, op_id)
         assert op is not None
-        op_amount = op["amount"]
+        op_amount, acquirer = op["amount"], op["acquirer"]
+    bank = gw.acquirer(acquirer)  # the payment's own acquirer, always (§14)
     if kind == "capture":
-        result = await gw.bank.capture(key=op_id, reference=payment_id, amount=op_amount)
+        result = await ask(bank.capture(key=op_id, reference=payment_id, amount=op_amount))
     else:
-        result = await gw.bank.void(key=op_id, reference=payment_id)
+        result = await ask(bank.void(key=op_id, reference=payment_id))
     crashpoints.reach(f"after_bank_{kind}")
     async with pipelined(gw.pool) as conn:
         now = utcnow()
-        p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now)
+        p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now, result.operation_id)
         outcome = Outcome.of(200, views.payment(p))
         await key.finish(conn, outcome)
         return outcome

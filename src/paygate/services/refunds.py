@@ -11,6 +11,7 @@ from paygate.domain import views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import REFUNDABLE, Status, refundable_remaining
 from paygate.errors import InvalidState, NotFound
+from paygate.services.acquiring import ask
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import RECOVERY_GRACE_S
@@ -50,20 +51,22 @@ async def create(
                 "created_at": now, "updated_at": now,
             })
             await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
-                                  refund_id=refund_id, kind="refund", amount=refund_amount,
+                                  refund_id=refund_id, kind="refund", amount=refund_amount, acquirer=p["acquirer"],
                                   next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
             await key.checkpoint(conn, "refund_created", refund_id)
+            acquirer = p["acquirer"]
     else:
         refund_id = key.resource_id
         async with gw.pool.connection() as conn:
             op = await bank_ops.for_refund(conn, refund_id)
         assert op is not None
-        op_id, refund_amount = op["id"], op["amount"]
+        op_id, refund_amount, acquirer = op["id"], op["amount"], op["acquirer"]
 
-    result = await gw.bank.refund(key=op_id, reference=payment_id, amount=refund_amount)
+    bank = gw.acquirer(acquirer)  # the payment's own acquirer, always (§14)
+    result = await ask(bank.refund(key=op_id, reference=payment_id, amount=refund_amount))
     crashpoints.reach("after_bank_refund")
     async with pipelined(gw.pool) as conn:
-        await settle(conn, gw, op_id, result.outcome, result.failure_code, utcnow())
+        await settle(conn, gw, op_id, result.outcome, result.failure_code, utcnow(), result.operation_id)
         r = await refunds.get(conn, who.merchant_id, refund_id)
         assert r is not None
         outcome = Outcome.of(201, views.refund(r))

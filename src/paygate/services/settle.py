@@ -76,7 +76,7 @@ async def fail(conn: Conn, p: Row, code: str, now: datetime) -> Row:
 
 
 async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code: str | None,
-                 now: datetime) -> Row:
+                 now: datetime, acquirer_reference: str | None = None) -> Row:
     """Record the bank's final answer for operation `op_id`; idempotent. Returns the payment row.
 
     Locks the payment; the operation's status only ever changes under its payment's lock.
@@ -84,7 +84,7 @@ async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code
     p, op = await bank_ops.lock_with_payment(conn, op_id)
     if op["status"] != "pending" or outcome not in ("succeeded", "failed"):
         return p
-    await bank_ops.resolve(conn, op_id, outcome, failure_code, now)
+    await bank_ops.resolve(conn, op_id, outcome, failure_code, now, acquirer_reference)
     ok = outcome == "succeeded"
     status = Status(p["status"])
     kind = op["kind"]

@@ -8,13 +8,13 @@ from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 
 async def insert(
-    conn: Conn, *, id: str, merchant_id: str, payment_id: str, kind: str, amount: int,
+    conn: Conn, *, id: str, merchant_id: str, payment_id: str, kind: str, amount: int, acquirer: str,
     next_attempt_at: datetime, refund_id: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, next_attempt_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (id, merchant_id, payment_id, refund_id, kind, amount, next_attempt_at),
+        "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at),
     )
 
 
@@ -27,7 +27,8 @@ async def lock_with_payment(conn: Conn, op_id: str) -> tuple[Row, Row]:
     row = await fetch_one(
         conn,
         "SELECT p.*, o.id AS op_id, o.payment_id AS op_payment_id, o.refund_id AS op_refund_id, o.kind AS op_kind, "
-        "o.amount AS op_amount, o.status AS op_status FROM bank_operations o JOIN payments p ON p.id = o.payment_id "
+        "o.amount AS op_amount, o.status AS op_status, o.acquirer AS op_acquirer "
+        "FROM bank_operations o JOIN payments p ON p.id = o.payment_id "
         "WHERE o.id = %s FOR UPDATE OF p",
         (op_id,),
     )
@@ -48,10 +49,12 @@ async def for_refund(conn: Conn, refund_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM bank_operations WHERE refund_id = %s", (refund_id,))
 
 
-async def resolve(conn: Conn, op_id: str, status: str, failure_code: str | None, now: datetime) -> None:
+async def resolve(conn: Conn, op_id: str, status: str, failure_code: str | None, now: datetime,
+                  acquirer_reference: str | None = None) -> None:
     await conn.execute(
-        "UPDATE bank_operations SET status = %s, failure_code = %s, resolved_at = %s WHERE id = %s",
-        (status, failure_code, now, op_id),
+        "UPDATE bank_operations SET status = %s, failure_code = %s, resolved_at = %s,"
+        " acquirer_reference = coalesce(%s, acquirer_reference) WHERE id = %s",
+        (status, failure_code, now, acquirer_reference, op_id),
     )
 
 

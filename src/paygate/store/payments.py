@@ -10,12 +10,13 @@ from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 _UPDATABLE = frozenset({
     "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
-    "failure_message", "authorization_expires_at", "status_history", "updated_at",
+    "failure_message", "authorization_expires_at", "status_history", "updated_at", "acquirer",
 })
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
     "order_id", "customer_id", "description", "metadata", "failure_code", "failure_message",
-    "authorization_expires_at", "status_history", "created_at", "updated_at", "receipt_email",
+    "authorization_expires_at", "status_history", "created_at", "updated_at", "acquirer",
+    "receipt_email",
 )
 
 

@@ -23,5 +23,5 @@ async def expire_once(gw: Gateway, limit: int = 100) -> int:
             assert p is not None
             await move(conn, p, Status.VOIDING, now)
             await bank_ops.insert(conn, id=new_id("bop"), merchant_id=p["merchant_id"], payment_id=p["id"],
-                                  kind="expiry", amount=p["amount"], next_attempt_at=now)
+                                  kind="expiry", amount=p["amount"], acquirer=p["acquirer"], next_attempt_at=now)
     return len(due)

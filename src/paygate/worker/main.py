@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from paygate.bank.client import BankClient
+from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
@@ -60,12 +60,11 @@ async def run(settings: Settings) -> None:
     pool = make_pool(settings.database_url, min_size=1, max_size=min(8, settings.db_pool_max), name="worker",
                      statement_timeout_ms=settings.db_statement_timeout_ms, lock_timeout_ms=settings.db_lock_timeout_ms)
     await pool.open(wait=False)
-    bank = BankClient(settings.bank_url, timeout_s=settings.bank_timeout_s, attempts=settings.bank_attempts)
-    gw = Gateway(pool=pool, bank=bank, settings=settings)
+    gw = build_gateway(settings, pool)
     log.info("worker_started")
     try:
         await asyncio.gather(*loops(gw, stop))
     finally:
-        await bank.aclose()
+        await gw.aclose()
         await pool.close()
         log.info("worker_stopped")

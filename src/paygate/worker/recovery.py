@@ -13,8 +13,9 @@ from datetime import timedelta
 
 import structlog
 
-from paygate.bank.client import BankResult
+from paygate.acquirers.base import AcquirerResult, OpKind
 from paygate.domain.retry import backoff
+from paygate.services.acquiring import ask
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_ops
@@ -26,15 +27,11 @@ BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 300.0
 
 
-async def _ask_bank(gw: Gateway, op: Row) -> BankResult:
-    kind = op["kind"]
-    if kind == "authorization":
-        return await gw.bank.inquire(key=op["id"])
-    if kind == "capture":
-        return await gw.bank.capture(key=op["id"], reference=op["payment_id"], amount=op["amount"])
-    if kind in ("void", "expiry"):
-        return await gw.bank.void(key=op["id"], reference=op["payment_id"])
-    return await gw.bank.refund(key=op["id"], reference=op["payment_id"], amount=op["amount"])
+async def _ask_bank(gw: Gateway, op: Row) -> AcquirerResult:
+    """The acquirer the operation went to finishes it (its `resolve`: an inquiry, or the same call again)."""
+    bank = gw.acquirer(op["acquirer"])
+    return await ask(bank.resolve(kind=OpKind(op["kind"]), key=op["id"], reference=op["payment_id"],
+                                  amount=op["amount"]))
 
 
 async def claim(gw: Gateway, limit: int) -> list[Row]:
@@ -61,7 +58,8 @@ async def recover_once(gw: Gateway, limit: int = 50) -> int:
         if result.outcome not in ("succeeded", "failed"):
             continue
         async with pipelined(gw.pool) as conn:
-            await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow())
+            await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow(), result.operation_id)
         settled += 1
-        log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], outcome=result.outcome)
+        log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], acquirer=op["acquirer"],
+                 outcome=result.outcome)
     return settled

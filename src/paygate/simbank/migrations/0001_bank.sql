@@ -1,9 +1,9 @@
--- The simulated bank keeps its own state, apart from the gateway's. Applied with search_path = bank,
--- but every name is qualified anyway so the file reads the same as the queries in bank/store.py.
+-- The simulated bank keeps its own state, apart from the gateway's. Applied with search_path set to the
+-- bank's own schema (`bank`, or `bank_<name>` for `paygate bank --name NAME`), so names are unqualified.
 
 -- Card accounts, keyed by SHA-256 of the number (never the number, never the CVC).
 -- available = balance - held; capture moves money out of balance, refund puts it back.
-CREATE TABLE bank.accounts (
+CREATE TABLE accounts (
     card_hash   bytea PRIMARY KEY,
     balance     bigint NOT NULL,
     held        bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
@@ -14,7 +14,7 @@ CREATE TABLE bank.accounts (
 );
 
 -- Every operation the bank received (and tombstones written by inquiries, never listed).
-CREATE TABLE bank.operations (
+CREATE TABLE operations (
     id            text PRIMARY KEY,
     reference     text,
     type          text CHECK (type IN ('authorization', 'capture', 'void', 'refund')),
@@ -27,24 +27,24 @@ CREATE TABLE bank.operations (
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     CHECK (tombstone OR (reference IS NOT NULL AND type IS NOT NULL))
 );
-CREATE INDEX operations_reference_idx ON bank.operations (reference, created_at, id);
+CREATE INDEX operations_reference_idx ON operations (reference, created_at, id);
 
 -- One row per idempotency key, inserted first in the transaction that acts: a concurrent duplicate
 -- blocks on the primary key until the first commits, then replays. request_hash is NULL for a
 -- tombstone (an inquiry found nothing): whatever arrives later with that key gets the tombstone.
-CREATE TABLE bank.idempotency_keys (
+CREATE TABLE idempotency_keys (
     key           text PRIMARY KEY,
     request_hash  bytea,
-    operation_id  text REFERENCES bank.operations (id),
+    operation_id  text REFERENCES operations (id),
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
 -- The live state of each reference's successful (or pending) authorization.
 -- state: pending (UPI, not settled) | active (held) | captured | voided | failed (UPI declined)
-CREATE TABLE bank.authorizations (
+CREATE TABLE authorizations (
     reference         text PRIMARY KEY,
-    operation_id      text NOT NULL REFERENCES bank.operations (id),
-    card_hash         bytea REFERENCES bank.accounts (card_hash),
+    operation_id      text NOT NULL REFERENCES operations (id),
+    card_hash         bytea REFERENCES accounts (card_hash),
     amount            bigint NOT NULL,
     currency          text NOT NULL,
     state             text NOT NULL CHECK (state IN ('pending', 'active', 'captured', 'voided', 'failed')),
@@ -54,17 +54,17 @@ CREATE TABLE bank.authorizations (
 );
 
 -- UPI settlements due later: durable, so a bank restart does not lose them.
-CREATE TABLE bank.settlements (
-    operation_id  text PRIMARY KEY REFERENCES bank.operations (id),
+CREATE TABLE settlements (
+    operation_id  text PRIMARY KEY REFERENCES operations (id),
     succeed       boolean NOT NULL,
     callback_url  text,
     settle_at     timestamptz NOT NULL
 );
-CREATE INDEX settlements_due_idx ON bank.settlements (settle_at);
+CREATE INDEX settlements_due_idx ON settlements (settle_at);
 
 -- Outbox of signed callbacks, written in the settlement's transaction. A duplicate (fault injection)
 -- is a second row with the same event_id and body.
-CREATE TABLE bank.callbacks (
+CREATE TABLE callbacks (
     id            bigserial PRIMARY KEY,
     event_id      text NOT NULL,
     url           text NOT NULL,
@@ -75,4 +75,4 @@ CREATE TABLE bank.callbacks (
     delivered_at  timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX callbacks_due_idx ON bank.callbacks (due_at) WHERE delivered_at IS NULL;
+CREATE INDEX callbacks_due_idx ON callbacks (due_at) WHERE delivered_at IS NULL;

@@ -14,8 +14,8 @@ import logging
 
 import httpx
 
-from paygate.bank import signing, store
-from paygate.bank.faults import Faults
+from paygate.simbank import signing, store
+from paygate.simbank.faults import Faults
 
 log = logging.getLogger(__name__)
 

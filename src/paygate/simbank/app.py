@@ -1,6 +1,8 @@
-"""The simulated acquiring bank (API.md §12): a FastAPI app of its own, with its state in schema `bank`.
+"""The simulated acquiring bank (API.md §12): a FastAPI app of its own, with its state in its own schema
+(`bank`, or `bank_<name>` for a named bank, §12 v2).
 
-`create_app(conninfo, settings)` builds it; its lifespan opens the connection pool and runs the
+It imports nothing of the gateway but the Standard Webhooks primitives and the neutral migration runner
+(docs/decisions/0014). `create_app(conninfo, config)` builds it; its lifespan opens the connection pool and runs the
 background loop that settles UPI payments and delivers their signed callbacks.
 """
 
@@ -18,17 +20,15 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from paygate.bank import cards, store
-from paygate.bank.callbacks import CallbackWorker
-from paygate.bank.faults import Faults
-from paygate.config import Settings
-from paygate.domain.cards import digits_only, luhn_valid
-from paygate.domain.upi import valid_vpa
+from paygate.simbank import cards, store
+from paygate.simbank.callbacks import CallbackWorker
+from paygate.simbank.config import BankConfig
+from paygate.simbank.faults import Faults
+from paygate.simbank.rules import digits_only, luhn_valid, valid_vpa
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "bank"
-MIGRATIONS = "paygate.bank.migrations"
+MIGRATIONS = "paygate.simbank.migrations"
 MAX_AMOUNT = 99_999_999
 
 
@@ -191,6 +191,24 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
     raise _BadRequest("payment_method.type must be card or upi.", "payment_method.type")
 
 
+def _verification_action(body: dict[str, Any], faults: Faults) -> store.Action:
+    _object(body, {"reference", "payment_method"}, {"reference", "payment_method"})
+    reference = _str(body, "reference")
+    pm = _object(body["payment_method"], {"type", "card"}, {"type", "card"}, "payment_method.")
+    if pm["type"] != "card":
+        raise _BadRequest("Only cards can be verified.", "payment_method.type")
+    where = "payment_method.card."
+    card = _object(pm["card"], {"number", "exp_month", "exp_year", "cvc"}, {"number", "exp_month", "exp_year", "cvc"},
+                   where)
+    number = digits_only(_str(card, "number", max_len=32, where=where))
+    if not luhn_valid(number):
+        raise _BadRequest("The card number is not valid.", where + "number", "invalid_number")
+    exp_month, exp_year = _int(card, "exp_month", 1, 12, where), _int(card, "exp_year", 0, 9999, where)
+    cvc, now = _str(card, "cvc", max_len=4, where=where), datetime.now(UTC)
+    return lambda conn: store.verify_card(conn, reference=reference, number=number, exp_month=exp_month,
+                                          exp_year=exp_year, cvc=cvc, now=now)
+
+
 def _capture_action(body: dict[str, Any], faults: Faults) -> store.Action:
     _object(body, {"reference", "amount"}, {"reference", "amount"})
     reference, amount = _str(body, "reference"), _amount(body)
@@ -217,25 +235,25 @@ ActionFactory = Callable[[dict[str, Any], Faults], store.Action]
 
 def create_app(
     conninfo: str,
-    settings: Settings,
+    config: BankConfig,
     *,
     run_migrations: bool = False,
     pool_max_size: int = 20,
 ) -> FastAPI:
     """The bank service. `run_migrations` applies the bank's migrations at startup (idempotent)."""
-    faults = Faults.from_settings(settings)
-    card_key = cards.card_key(settings.bank_webhook_secret)
-    pool = store.make_pool(conninfo, max_size=pool_max_size, statement_timeout_ms=settings.db_statement_timeout_ms,
-                           lock_timeout_ms=settings.db_lock_timeout_ms)
+    faults = Faults.from_config(config)
+    card_key = cards.card_key(config.webhook_secret)
+    pool = store.make_pool(conninfo, config.schema, max_size=pool_max_size,
+                           statement_timeout_ms=config.statement_timeout_ms, lock_timeout_ms=config.lock_timeout_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
-            from paygate.store import migrate
+            from paygate import sqlmigrate
 
-            await asyncio.to_thread(migrate.apply, conninfo, SCHEMA, MIGRATIONS)
+            await asyncio.to_thread(sqlmigrate.apply, conninfo, config.schema, MIGRATIONS)
         await pool.open(wait=True)
-        worker = CallbackWorker(pool, faults, settings.bank_webhook_secret)
+        worker = CallbackWorker(pool, faults, config.webhook_secret)
         worker.start()
         app.state.callback_worker = worker
         try:
@@ -244,7 +262,7 @@ def create_app(
             await worker.stop()
             await pool.close()
 
-    app = FastAPI(title="paygate simulated bank", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title=f"paygate simulated bank {config.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.pool = pool
     app.state.faults = faults
 
@@ -291,6 +309,7 @@ def create_app(
     app.add_api_route("/v1/authorizations", route("authorization", partial(_authorization_action, card_key=card_key)),
                       methods=["POST"])
     app.add_api_route("/v1/captures", route("capture", _capture_action), methods=["POST"])
+    app.add_api_route("/v1/verifications", route("verification", _verification_action), methods=["POST"])
     app.add_api_route("/v1/voids", route("void", _void_action), methods=["POST"])
     app.add_api_route("/v1/refunds", route("refund", _refund_action), methods=["POST"])
 
@@ -318,6 +337,22 @@ def create_app(
         if not luhn_valid(number):
             return _error(404, "invalid_request_error", "resource_missing", "No such card.")
         return _json(200, {"object": "bank_card", **await store.card_state(pool, digits_only(number), card_key)})
+
+    @app.get("/v1/faults")
+    async def get_faults() -> Response:
+        return _json(200, faults.view())
+
+    @app.put("/v1/faults")
+    async def put_faults(request: Request) -> Response:
+        """Any subset of the knobs; a bad value is 400 and changes nothing. Never faulted itself."""
+        try:
+            faults.update(await _body(request))
+        except _BadRequest as exc:
+            return _error(400, "invalid_request_error", exc.code, exc.message, exc.param)
+        except ValueError as exc:
+            return _error(400, "invalid_request_error", "parameter_invalid", str(exc))
+        log.info("bank %s faults now %s", config.name, faults.view())
+        return _json(200, faults.view())
 
     @app.get("/healthz")
     async def healthz() -> Response:

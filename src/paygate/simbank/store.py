@@ -1,4 +1,5 @@
-"""The simulated bank's SQL (schema `bank`) — the one documented exception to "SQL only in store/".
+"""The simulated bank's SQL — the one documented exception to "SQL only in store/". It runs in the bank's
+own schema (`bank`, or `bank_<name>`), set as every pooled session's search_path.
 
 Every mutation runs in one transaction that first claims its idempotency key (a primary-key insert: a
 concurrent duplicate blocks on it until the first commits, then replays), then acts under row locks
@@ -8,6 +9,7 @@ the operation it answered. Card numbers are stored only as a keyed hash (cards.c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,12 +17,12 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection
-from psycopg.rows import DictRow
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from paygate.bank import cards
-from paygate.domain.ids import new_id
-from paygate.store import db
+from paygate.simbank import cards
+from paygate.simbank.rules import new_id
 
 Conn = AsyncConnection[DictRow]
 Pool = AsyncConnectionPool[Conn]
@@ -30,13 +32,24 @@ CALLBACK_BACKOFF_BASE_S = 0.2
 CALLBACK_BACKOFF_CAP_S = 10.0
 
 
-def make_pool(conninfo: str, *, min_size: int = 1, max_size: int = 20, statement_timeout_ms: int | None = None,
-              lock_timeout_ms: int | None = None) -> Pool:
-    """The gateway's pool (store/db.py: autocommit, session timeouts, checked connections), closed until the
-    app's lifespan opens it. A caller waits up to 30 s for a free connection: under a benchmark's load the
-    bank queues rather than failing, as it did before it shared the gateway's pool."""
-    return db.make_pool(conninfo, min_size=min_size, max_size=max_size, name="paygate-bank", timeout=30.0,
-                        statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms)
+def make_pool(conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 20, statement_timeout_ms: int = 5000,
+              lock_timeout_ms: int = 3000) -> Pool:
+    """Autocommit sessions whose search_path is this bank's schema (so two named banks in one database
+    never see each other's rows), with server-side timeouts, closed until the app's lifespan opens it. A
+    caller waits up to 30 s for a free connection: under a benchmark's load the bank queues, not fails."""
+    own = str(conninfo_to_dict(conninfo).get("options") or os.environ.get("PGOPTIONS", ""))
+    options = (f"{own} -c search_path={schema} -c statement_timeout={int(statement_timeout_ms)}"
+               f" -c lock_timeout={int(lock_timeout_ms)}").strip()
+
+    async def configure(conn: Conn) -> None:
+        await conn.set_autocommit(True)
+
+    return AsyncConnectionPool(
+        conninfo, min_size=min_size, max_size=max_size, open=False, name=f"paygate-{schema}", timeout=30.0,
+        kwargs={"row_factory": dict_row, "prepare_threshold": 0, "connect_timeout": 3, "options": options},
+        connection_class=AsyncConnection[DictRow], configure=configure, check=AsyncConnectionPool.check_connection,
+        max_lifetime=1800, reconnect_timeout=0,
+    )
 
 
 def rfc3339(ts: datetime) -> str:
@@ -116,7 +129,7 @@ async def _insert_op(
 ) -> Operation:
     row = await _one(
         conn,
-        "INSERT INTO bank.operations (id, reference, type, status, amount, currency, captured, failure_code,"
+        "INSERT INTO operations (id, reference, type, status, amount, currency, captured, failure_code,"
         f" tombstone) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_OP_COLUMNS}",
         (new_id("bop"), reference, type_, status, amount, currency, captured, failure_code, tombstone),
     )
@@ -125,7 +138,7 @@ async def _insert_op(
 
 
 async def get_operation(conn: Conn, op_id: str) -> Operation:
-    row = await _one(conn, f"SELECT {_OP_COLUMNS} FROM bank.operations WHERE id = %s", (op_id,))
+    row = await _one(conn, f"SELECT {_OP_COLUMNS} FROM operations WHERE id = %s", (op_id,))
     if row is None:
         raise LookupError(op_id)
     return Operation.from_row(row)
@@ -138,19 +151,19 @@ async def _claim_key(conn: Conn, key: str, request_hash: bytes | None) -> DictRo
     """None when this transaction now owns the key; else the committed row (blocks on a running owner)."""
     claimed = await _one(
         conn,
-        "INSERT INTO bank.idempotency_keys (key, request_hash) VALUES (%s, %s)"
+        "INSERT INTO idempotency_keys (key, request_hash) VALUES (%s, %s)"
         " ON CONFLICT (key) DO NOTHING RETURNING key",
         (key, request_hash),
     )
     if claimed is not None:
         return None
-    row = await _one(conn, "SELECT request_hash, operation_id FROM bank.idempotency_keys WHERE key = %s", (key,))
+    row = await _one(conn, "SELECT request_hash, operation_id FROM idempotency_keys WHERE key = %s", (key,))
     assert row is not None  # keys are never deleted, and an owner always binds before committing
     return row
 
 
 async def _bind_key(conn: Conn, key: str, op_id: str) -> None:
-    await conn.execute(b"UPDATE bank.idempotency_keys SET operation_id = %s WHERE key = %s", (op_id, key))
+    await conn.execute(b"UPDATE idempotency_keys SET operation_id = %s WHERE key = %s", (op_id, key))
 
 
 Action = Callable[[Conn], Awaitable[Operation]]
@@ -215,12 +228,12 @@ async def inquire(pool: Pool, key: str) -> tuple[Operation, bool]:
 
 async def _lock_account(conn: Conn, card_hash: bytes, initial_balance: int) -> DictRow:
     await conn.execute(
-        b"INSERT INTO bank.accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash) DO NOTHING",
+        b"INSERT INTO accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash) DO NOTHING",
         (card_hash, initial_balance),
     )
     row = await _one(
         conn,
-        "SELECT balance, held, captured, refunded FROM bank.accounts WHERE card_hash = %s FOR UPDATE",
+        "SELECT balance, held, captured, refunded FROM accounts WHERE card_hash = %s FOR UPDATE",
         (card_hash,),
     )
     assert row is not None
@@ -231,7 +244,7 @@ async def _move(
     conn: Conn, card_hash: bytes, *, balance: int = 0, held: int = 0, captured: int = 0, refunded: int = 0
 ) -> None:
     await conn.execute(
-        b"UPDATE bank.accounts SET balance = balance + %s, held = held + %s, captured = captured + %s,"
+        b"UPDATE accounts SET balance = balance + %s, held = held + %s, captured = captured + %s,"
         b" refunded = refunded + %s WHERE card_hash = %s",
         (balance, held, captured, refunded, card_hash),
     )
@@ -247,7 +260,7 @@ async def _lock_authorization(conn: Conn, reference: str) -> DictRow | None:
     return await _one(
         conn,
         "SELECT reference, operation_id, card_hash, amount, currency, state, captured_amount, refunded_amount"
-        " FROM bank.authorizations WHERE reference = %s FOR UPDATE",
+        " FROM authorizations WHERE reference = %s FOR UPDATE",
         (reference,),
     )
 
@@ -256,10 +269,21 @@ async def _insert_authorization(
     conn: Conn, op: Operation, card_hash: bytes | None, state: str, captured_amount: int = 0
 ) -> None:
     await conn.execute(
-        b"INSERT INTO bank.authorizations (reference, operation_id, card_hash, amount, currency, state,"
+        b"INSERT INTO authorizations (reference, operation_id, card_hash, amount, currency, state,"
         b" captured_amount) VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (op.reference, op.id, card_hash, op.amount, op.currency, state, captured_amount),
     )
+
+
+async def verify_card(conn: Conn, *, reference: str, number: str, exp_month: int, exp_year: int, cvc: str,
+                      now: datetime) -> Operation:
+    """The test-card rules without the balance and without a hold: could this card be charged?"""
+    if cards.lookup(number).server_error:
+        raise NotApplied("test card 4000000000000119")
+    failure = cards.decide(number, exp_month, exp_year, cvc, now)
+    return await _insert_op(conn, reference=reference, type_="verification",
+                            status="failed" if failure else "succeeded", amount=0, currency=None,
+                            failure_code=failure)
 
 
 async def authorize_card(
@@ -352,7 +376,7 @@ async def authorize_upi(
     )
     await _insert_authorization(conn, op, None, "pending")
     await conn.execute(
-        b"INSERT INTO bank.settlements (operation_id, succeed, callback_url, settle_at)"
+        b"INSERT INTO settlements (operation_id, succeed, callback_url, settle_at)"
         b" VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
         (op.id, succeed, callback_url, delay_s),
     )
@@ -376,10 +400,10 @@ async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
     # The whole hold goes; only `amount` leaves the account (the rest of the hold is released).
     await _move(conn, card_hash, balance=-amount, held=-auth["amount"], captured=amount)
     await conn.execute(
-        b"UPDATE bank.authorizations SET state = 'captured', captured_amount = %s WHERE reference = %s",
+        b"UPDATE authorizations SET state = 'captured', captured_amount = %s WHERE reference = %s",
         (amount, reference),
     )
-    await conn.execute(b"UPDATE bank.operations SET captured = true WHERE id = %s", (auth["operation_id"],))
+    await conn.execute(b"UPDATE operations SET captured = true WHERE id = %s", (auth["operation_id"],))
     return await _insert_op(
         conn,
         reference=reference,
@@ -399,7 +423,7 @@ async def void(conn: Conn, *, reference: str) -> Operation:
     card_hash = bytes(auth["card_hash"])
     await _lock_account(conn, card_hash, 0)
     await _move(conn, card_hash, held=-auth["amount"])
-    await conn.execute(b"UPDATE bank.authorizations SET state = 'voided' WHERE reference = %s", (reference,))
+    await conn.execute(b"UPDATE authorizations SET state = 'voided' WHERE reference = %s", (reference,))
     return await _insert_op(
         conn,
         reference=reference,
@@ -423,7 +447,7 @@ async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
         await _lock_account(conn, card_hash, 0)
         await _move(conn, card_hash, balance=amount, refunded=amount)
     await conn.execute(
-        b"UPDATE bank.authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",
+        b"UPDATE authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",
         (amount, reference),
     )
     return await _insert_op(
@@ -442,7 +466,7 @@ async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
 async def list_operations(pool: Pool, reference: str) -> list[Operation]:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_OP_COLUMNS} FROM bank.operations WHERE reference = %s AND NOT tombstone"
+            f"SELECT {_OP_COLUMNS} FROM operations WHERE reference = %s AND NOT tombstone"
             " ORDER BY created_at, id".encode(),
             (reference,),
         )
@@ -453,7 +477,7 @@ async def card_state(pool: Pool, number: str, card_key: bytes) -> dict[str, int]
     async with pool.connection() as conn:
         row = await _one(
             conn,
-            "SELECT balance, held, captured, refunded FROM bank.accounts WHERE card_hash = %s",
+            "SELECT balance, held, captured, refunded FROM accounts WHERE card_hash = %s",
             (cards.card_hash(number, card_key),),
         )
     if row is None:  # accounts are created lazily; an unused card shows its opening balance
@@ -489,7 +513,7 @@ async def settle_due(
     """Settle the UPI authorizations that are due; each with its callback(s) in the same transaction."""
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            b"SELECT operation_id, succeed, callback_url FROM bank.settlements WHERE settle_at <= now()"
+            b"SELECT operation_id, succeed, callback_url FROM settlements WHERE settle_at <= now()"
             b" ORDER BY settle_at LIMIT %s FOR UPDATE SKIP LOCKED",
             (limit,),
         )
@@ -507,9 +531,9 @@ async def _settle_one(
     await _lock_authorization(conn, op.reference)
     succeeded = bool(row["succeed"])
     if succeeded:
-        await conn.execute(b"UPDATE bank.operations SET status = 'succeeded', captured = true WHERE id = %s", (op.id,))
+        await conn.execute(b"UPDATE operations SET status = 'succeeded', captured = true WHERE id = %s", (op.id,))
         await conn.execute(
-            b"UPDATE bank.authorizations SET state = 'captured', captured_amount = amount WHERE reference = %s",
+            b"UPDATE authorizations SET state = 'captured', captured_amount = amount WHERE reference = %s",
             (op.reference,),
         )
         await _insert_op(
@@ -522,11 +546,11 @@ async def _settle_one(
         )
     else:
         await conn.execute(
-            b"UPDATE bank.operations SET status = 'failed', failure_code = 'payment_declined' WHERE id = %s",
+            b"UPDATE operations SET status = 'failed', failure_code = 'payment_declined' WHERE id = %s",
             (op.id,),
         )
-        await conn.execute(b"UPDATE bank.authorizations SET state = 'failed' WHERE reference = %s", (op.reference,))
-    await conn.execute(b"DELETE FROM bank.settlements WHERE operation_id = %s", (op.id,))
+        await conn.execute(b"UPDATE authorizations SET state = 'failed' WHERE reference = %s", (op.reference,))
+    await conn.execute(b"DELETE FROM settlements WHERE operation_id = %s", (op.id,))
     url = row["callback_url"]
     if not url:
         return
@@ -536,7 +560,7 @@ async def _settle_one(
     delays = [0.0] + ([duplicate_delay()] if duplicate() else [])
     for delay in delays:
         await conn.execute(
-            b"INSERT INTO bank.callbacks (event_id, url, body, due_at)"
+            b"INSERT INTO callbacks (event_id, url, body, due_at)"
             b" VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
             (event_id, url, body, delay),
         )
@@ -555,9 +579,9 @@ async def claim_callbacks(pool: Pool, limit: int = 20) -> list[Callback]:
     """Lease due callbacks (push their due time out) so that no other sender takes them meanwhile."""
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            b"WITH due AS (SELECT id FROM bank.callbacks WHERE delivered_at IS NULL AND due_at <= now()"
+            b"WITH due AS (SELECT id FROM callbacks WHERE delivered_at IS NULL AND due_at <= now()"
             b" ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-            b" UPDATE bank.callbacks c SET due_at = now() + make_interval(secs => %s) FROM due"
+            b" UPDATE callbacks c SET due_at = now() + make_interval(secs => %s) FROM due"
             b" WHERE c.id = due.id RETURNING c.id, c.event_id, c.url, c.body, c.attempts",
             (limit, CALLBACK_LEASE_S),
         )
@@ -575,13 +599,13 @@ async def finish_callback(pool: Pool, cb: Callback, error: str | None) -> None:
     async with pool.connection() as conn:
         if error is None:
             await conn.execute(
-                b"UPDATE bank.callbacks SET delivered_at = now(), attempts = attempts + 1, last_error = NULL"
+                b"UPDATE callbacks SET delivered_at = now(), attempts = attempts + 1, last_error = NULL"
                 b" WHERE id = %s",
                 (cb.id,),
             )
         else:
             await conn.execute(
-                b"UPDATE bank.callbacks SET attempts = attempts + 1, last_error = %s,"
+                b"UPDATE callbacks SET attempts = attempts + 1, last_error = %s,"
                 b" due_at = now() + make_interval(secs => %s) WHERE id = %s",
                 (error[:500], callback_backoff(cb.attempts + 1), cb.id),
             )
@@ -590,5 +614,5 @@ async def finish_callback(pool: Pool, cb: Callback, error: str | None) -> None:
 async def pending_callbacks(pool: Pool) -> int:
     """Callbacks not yet delivered (for tests and drills)."""
     async with pool.connection() as conn:
-        row = await _one(conn, "SELECT count(*) AS n FROM bank.callbacks WHERE delivered_at IS NULL", ())
+        row = await _one(conn, "SELECT count(*) AS n FROM callbacks WHERE delivered_at IS NULL", ())
         return int(row["n"]) if row else 0

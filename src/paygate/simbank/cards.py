@@ -10,7 +10,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from paygate.domain.cards import digits_only, is_expired, normalize_year
+from paygate.simbank.rules import digits_only, is_expired, normalize_year
 
 DEFAULT_BALANCE = 1_000_000  # 10,000.00 in minor units
 
