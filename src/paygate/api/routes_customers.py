@@ -13,7 +13,7 @@ from paygate.api.listing import ListParams, list_params, page
 from paygate.api.responses import json
 from paygate.domain import customer_views
 from paygate.errors import InvalidRequest
-from paygate.http.customer_schemas import CreateCustomer, UpdateCustomer, plain_param
+from paygate.http.customer_schemas import CreateCustomer, UpdateCustomer
 from paygate.services import customers as service
 from paygate.services import payment_methods as pm_service
 from paygate.services.gateway import Principal
@@ -39,8 +39,6 @@ async def create_customer(request: Request, body: CreateCustomer, who: Secret) -
 async def list_customers(
     request: Request, who: Secret, params: Listing, email: Annotated[str | None, Query(max_length=254)] = None,
 ) -> Response:
-    plain_param(email, "email")
-    plain_param(params.starting_after, "starting_after")
     rows = await service.page(gateway(request), who, email=email, created_gte=params.created_gte,
                               created_lt=params.created_lt, starting_after=params.starting_after,
                               limit=params.limit)
@@ -49,7 +47,6 @@ async def list_customers(
 
 @router.get("/customers/{customer_id}", summary="Retrieve a customer")
 async def get_customer(request: Request, customer_id: str, who: Secret) -> Response:
-    plain_param(customer_id, "id")
     return json(await service.retrieve(gateway(request), who, customer_id))
 
 
@@ -57,7 +54,6 @@ async def get_customer(request: Request, customer_id: str, who: Secret) -> Respo
 async def update_customer(
     request: Request, customer_id: str, who: Secret, body: UpdateCustomer | None = None
 ) -> Response:
-    plain_param(customer_id, "id")
     body = body or UpdateCustomer()
     if "metadata" in body.model_fields_set and body.metadata is None:
         raise InvalidRequest("parameter_invalid", "metadata may not be null; send {} to clear it.", param="metadata")
@@ -68,7 +64,6 @@ async def update_customer(
 
 @router.delete("/customers/{customer_id}", summary="Delete a customer: its payment methods are detached and erased")
 async def delete_customer(request: Request, customer_id: str, who: Secret) -> Response:
-    plain_param(customer_id, "id")
     await _no_body(request, "DELETE")
     gw = gateway(request)
     return await idempotent(request, who, lambda key: service.delete(gw, who, customer_id, key))
@@ -76,8 +71,6 @@ async def delete_customer(request: Request, customer_id: str, who: Secret) -> Re
 
 @router.get("/customers/{customer_id}/payment_methods", summary="List a customer's saved payment methods")
 async def list_customer_methods(request: Request, customer_id: str, who: Secret, params: Listing) -> Response:
-    plain_param(customer_id, "id")
-    plain_param(params.starting_after, "starting_after")
     rows = await service.payment_methods_of(gateway(request), who, customer_id,
                                             starting_after=params.starting_after, limit=params.limit)
     return json(page(rows, params.limit, customer_views.payment_method))
@@ -85,14 +78,12 @@ async def list_customer_methods(request: Request, customer_id: str, who: Secret,
 
 @router.get("/payment_methods/{pm_id}", summary="Retrieve a saved payment method")
 async def get_payment_method(request: Request, pm_id: str, who: Secret) -> Response:
-    plain_param(pm_id, "id")
     return json(await pm_service.retrieve(gateway(request), who, pm_id))
 
 
 @router.post("/payment_methods/{pm_id}/detach",
              summary="Detach a payment method from its customer; its card number is erased")
 async def detach_payment_method(request: Request, pm_id: str, who: Secret) -> Response:
-    plain_param(pm_id, "id")
     await _no_body(request, "detach")
     gw = gateway(request)
     return await idempotent(request, who, lambda key: pm_service.detach(gw, who, pm_id, key))
