@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     bank_latency_ms: str = "0-0"
     bank_duplicate_rate: float = 0.0
     bank_upi_delay_ms: str = "1000-3000"
+    # The worker's Prometheus metrics (queue depth, delivery lag, recovery backlog, acquirer health) on
+    # http://<host>:<port>/metrics; 0 turns them off. Several workers on one host need a port each.
+    worker_metrics_port: int = 9464
+    worker_metrics_host: str = "127.0.0.1"
     worker_poll_s: float = Field(default=1.0, description="polling fallback when no NOTIFY arrives")
 
     @property

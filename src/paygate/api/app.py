@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from paygate import tracing
 from paygate.api import (
     docs,
     errors,
+    metrics,
     routes_bank_events,
     routes_events,
     routes_ops,
@@ -41,6 +43,7 @@ def database_url(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    tracing.setup("paygate-api")  # before the pool connects; nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     conninfo = database_url(settings)
     trusted_proxies = parse_trusted(settings.trusted_proxies)
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await keys.aclose()
             await bank.aclose()
             await pool.close()
+            metrics.process_exiting()
 
     app = FastAPI(
         title="paygate",
@@ -89,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_routes.router)
     # Bodies that are not JSON: the dashboard's forms, and the bank's callbacks (verified over raw bytes).
     app.add_middleware(Edge, form_prefixes=("/dashboard",), raw_body_paths=("/v1/bank/events",))
+    tracing.instrument(app)  # outermost: a request's server span covers everything (when tracing is on)
     return app

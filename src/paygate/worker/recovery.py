@@ -19,6 +19,7 @@ from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_ops
 from paygate.store.db import Row, pipelined
+from paygate.worker.metrics import acquirer_answered
 
 log = structlog.get_logger("paygate.recovery")
 
@@ -52,12 +53,15 @@ async def claim(gw: Gateway, limit: int) -> list[Row]:
 async def recover_once(gw: Gateway, limit: int = 50) -> int:
     """One pass; returns how many operations reached a final outcome."""
     settled = 0
+    acquirer = next(iter(gw.settings.acquirer_urls))
     for op in await claim(gw, limit):
         try:
             result = await _ask_bank(gw, op)
         except Exception as exc:  # a protocol error: keep the intent, look again after the backoff
             log.error("recovery_bank_error", op=op["id"], error=type(exc).__name__)
+            acquirer_answered(acquirer, True)  # it answered, if not as expected
             continue
+        acquirer_answered(acquirer, result.outcome != "unknown")
         if result.outcome not in ("succeeded", "failed"):
             continue
         async with pipelined(gw.pool) as conn:
