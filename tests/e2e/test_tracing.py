@@ -65,6 +65,8 @@ async def test_a_payment_is_one_trace_from_the_api_through_its_sql_to_the_bank(
                 {"PAYGATE_DATABASE_URL": database_url, "PAYGATE_LOG_LEVEL": "info", **secrets_},
                 f"http://127.0.0.1:{bank_port}/healthz", log_dir=tmp_path)
     bank.start()
+    assert bank.log_path is not None
+    bank_log = bank.log_path
     receiver = await HttpReceiver.start()
     try:
         settings = Settings(database_url=database_url, bank_url=f"http://127.0.0.1:{bank_port}", env="development",
@@ -97,8 +99,8 @@ async def test_a_payment_is_one_trace_from_the_api_through_its_sql_to_the_bank(
                        str(bank_port) in str(s.attributes.get("url.full", s.attributes.get("http.url", "")))]
             assert to_bank, [(s.name, dict(s.attributes or {})) for s in in_trace]
             # the bank got our trace: its log names the traceparent of each call, this trace's id in it
-            assert wait_for(lambda: any(trace_id in t["traceparent"] for t in traced_bank_requests(bank.log_path)), 10)
-            seen = [t for t in traced_bank_requests(bank.log_path) if trace_id in t["traceparent"]]
+            assert wait_for(lambda: any(trace_id in t["traceparent"] for t in traced_bank_requests(bank_log)), 10)
+            seen = [t for t in traced_bank_requests(bank_log) if trace_id in t["traceparent"]]
             assert {t["path"] for t in seen} >= {"/v1/authorizations"}, seen
             ours = {format(s.context.span_id, "016x") for s in to_bank if s.context}
             assert all(t["traceparent"].split("-")[2] in ours for t in seen)  # each call's parent: our client span
