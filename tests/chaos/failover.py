@@ -92,7 +92,6 @@ class FailoverDrill(Drill):
         self.promoted_at: float | None = None
         self.served_at: float | None = None
         self.first_pids: dict[str, int | None] = {}
-        self.failed_during: dict[int, int] = {}
         self.kill_now = asyncio.Event()
         self.killed = asyncio.Event()
 
@@ -181,7 +180,6 @@ class FailoverDrill(Drill):
         """Kill the primary once `kill_after` of the payments are under way; promote the standby."""
         assert self.cluster is not None and self.primary is not None and self.standby is not None
         await self.kill_now.wait()
-        self.failed_during = dict(self.told.responses)
         self.killed_at = await asyncio.to_thread(self.cluster.kill, self.primary)
         self.killed.set()
         print(f"  primary SIGKILLed after {self.started} payments started", flush=True)
@@ -289,6 +287,9 @@ class FailoverDrill(Drill):
             served_s = (self.served_at - self.killed_at) if self.served_at is not None else float("inf")
             if served_s > self.fcfg.served_within_s:
                 problems.append(f"not served again within {self.fcfg.served_within_s:.0f}s of the kill")
+            internal = sum(n for code, n in self.told.responses.items() if code >= 500 and code != 503)
+            if internal:  # a request the failover interrupted must fail closed: 503 with Retry-After
+                problems.append(f"{internal} answers 5xx other than 503")
             for k in ("kills.api", "kills.worker"):
                 counts.pop(k, None)
             counts.update({
@@ -296,7 +297,8 @@ class FailoverDrill(Drill):
                 "failover.kill_to_served_ms": round(served_s * 1000) if served_s != float("inf") else -1,
                 "failover.promoted_to_served_ms": round((served_s - (self.promoted_at - self.killed_at)) * 1000)
                 if served_s != float("inf") else -1,
-                "responses.503": self.told.responses[503] - self.failed_during.get(503, 0),
+                **{f"responses.{code}": n for code, n in sorted(self.told.responses.items())},
+                "violations.5xx_not_503": internal,
                 "paygate_processes_restarted": len(restarted),
                 "load_seconds": round(load_s), "total_seconds": round(time.monotonic() - started),
             })
