@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -53,11 +54,35 @@ def setup(service_name: str) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     name = os.environ.get("OTEL_SERVICE_NAME") or service_name
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    # OTEL_TRACES_SAMPLER, when set, is the SDK's to read (sampler=None); else ours
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else work_sampler()
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=sampler)
     # batched, in a thread: a request never waits on the collector; flushed at exit (shutdown_on_exit)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     install(provider)
     return True
+
+
+def work_sampler() -> Sampler:
+    """Traces of work, not of polling: a CLIENT span (a SQL statement, an outbound call) that starts a
+    trace of its own — the worker's loops polling the database, a pool's connection check — is dropped;
+    everything inside a request or a unit of work (a webhook delivery, a recovered operation) is kept, as
+    is what the caller's `traceparent` says."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, SamplingResult
+    from opentelemetry.sdk.trace.sampling import Sampler as SamplerBase
+    from opentelemetry.trace import SpanKind
+
+    class _WorkRoots(SamplerBase):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                          attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
+            if kind == SpanKind.CLIENT:
+                return SamplingResult(Decision.DROP)
+            return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+        def get_description(self) -> str:
+            return "paygate.WorkRoots"
+
+    return ParentBased(root=_WorkRoots())
 
 
 def install(provider: TracerProvider) -> None:

@@ -6,13 +6,17 @@ id; the webhook request carries the delivery span's trace."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,7 +30,7 @@ from paygate.services.gateway import Gateway
 from paygate.worker import attempts
 from paygate.worker.deliveries import DeliveryLoop
 from tests.e2e.client import card, new_key
-from tests.e2e.procs import Proc, free_port, wait_for
+from tests.e2e.procs import MakeStack, Proc, free_port, wait_for
 from tests.integration.test_webhooks_queue import HttpReceiver
 from tests.polling import eventually
 
@@ -138,3 +142,61 @@ def test_tracing_is_off_without_an_endpoint() -> None:
     assert not tracing.active()
     with tracing.span("nothing"):  # a no-op: nothing to record it
         assert tracing.current_ids() == {}
+
+
+class Collector:
+    """An OTLP/HTTP trace receiver on 127.0.0.1: the (service name, span) pairs of every export it got."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, Span]] = []
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for rs in request.resource_spans:
+                    names = [a.value.string_value for a in rs.resource.attributes if a.key == "service.name"]
+                    service = names[0] if names else ""
+                    for ss in rs.scope_spans:
+                        collector.spans.extend((service, s) for s in ss.spans)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_real_processes_export_over_otlp_and_share_one_trace(make_stack: MakeStack) -> None:
+    collector = Collector()
+    try:
+        stack = make_stack(worker=False, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, OTEL_BSP_SCHEDULE_DELAY="100")
+        m = stack.merchant()
+        r = httpx.post(f"{stack.api_url}/v1/payments",
+                       json={"amount": 900, "currency": "USD", "payment_method": card()}, timeout=30,
+                       headers={"Authorization": f"Bearer {m['secret_key']}", "Idempotency-Key": new_key()})
+        assert r.status_code == 201, r.text
+
+        def shared() -> set[bytes]:
+            def server(service: str) -> set[bytes]:
+                return {s.trace_id for svc, s in collector.spans if svc == service and s.kind == Span.SPAN_KIND_SERVER}
+
+            return server("paygate-api") & server("paygate-bank")
+
+        assert wait_for(lambda: bool(shared()), 15)  # the bank's request span continues the API's trace
+        (trace_id,) = shared()
+        sql = [s for svc, s in collector.spans if svc == "paygate-api" and s.trace_id == trace_id
+               and any(a.key == "db.system" for a in s.attributes)]
+        assert sql
+    finally:
+        collector.close()

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import structlog
 
+from paygate import tracing
 from paygate.bank.client import BankResult
 from paygate.domain.retry import backoff
 from paygate.services.gateway import Gateway, utcnow
@@ -55,17 +56,18 @@ async def recover_once(gw: Gateway, limit: int = 50) -> int:
     settled = 0
     acquirer = next(iter(gw.settings.acquirer_urls))
     for op in await claim(gw, limit):
-        try:
-            result = await _ask_bank(gw, op)
-        except Exception as exc:  # a protocol error: keep the intent, look again after the backoff
-            log.error("recovery_bank_error", op=op["id"], error=type(exc).__name__)
-            acquirer_answered(acquirer, True)  # it answered, if not as expected
-            continue
-        acquirer_answered(acquirer, result.outcome != "unknown")
-        if result.outcome not in ("succeeded", "failed"):
-            continue
-        async with pipelined(gw.pool) as conn:
-            await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow())
+        with tracing.span("recovery.operation", **{"paygate.operation_id": op["id"], "paygate.kind": op["kind"]}):
+            try:
+                result = await _ask_bank(gw, op)
+            except Exception as exc:  # a protocol error: keep the intent, look again after the backoff
+                log.error("recovery_bank_error", op=op["id"], error=type(exc).__name__)
+                acquirer_answered(acquirer, True)  # it answered, if not as expected
+                continue
+            acquirer_answered(acquirer, result.outcome != "unknown")
+            if result.outcome not in ("succeeded", "failed"):
+                continue
+            async with pipelined(gw.pool) as conn:
+                await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow())
         settled += 1
         log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], outcome=result.outcome)
     return settled
