@@ -65,17 +65,16 @@ def api(
     workers: Annotated[int | None, typer.Option(help="API processes sharing the port (default: one per core).")] = None,
 ) -> None:
     """Serve the HTTP API (never migrates by itself)."""
-    import shutil
-    import tempfile
-
     import uvicorn
+
+    from paygate.api import multiproc
 
     settings = get_settings()
     _refuse_weak_secrets(settings, GATEWAY_SECRETS)
     _require_db(settings)
     # One fresh directory per start for the worker processes' metrics, so /metrics sums them all and no
     # earlier run's counts linger (api/metrics.py); set before uvicorn imports the app in any process.
-    metrics_dir = tempfile.mkdtemp(prefix="paygate-api-metrics-")
+    metrics_dir = multiproc.fresh_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run("paygate.api.app:create_app", factory=True, host=host, port=port,
@@ -83,7 +82,7 @@ def api(
                     loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
                     proxy_headers=False)  # the client address: PAYGATE_TRUSTED_PROXIES (http/clientaddr.py)
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        multiproc.remove(metrics_dir)
 
 
 @app.command()

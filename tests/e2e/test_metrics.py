@@ -78,6 +78,15 @@ async def test_metrics_sum_every_api_process(make_stack: MakeStack) -> None:
     assert wait_for(lambda: not metrics_dir.exists(), 10)
 
 
+async def test_metrics_with_a_single_api_process(make_stack: MakeStack) -> None:
+    stack = make_stack(api_workers=1, worker=False)
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as http:
+        for i in range(7):
+            assert (await http.get(f"/v1/no-such-route-{i}")).status_code == 404
+        r = await http.get("/metrics")
+    assert not_found_count(r.text) == 7
+
+
 def test_the_worker_exports_its_gauges_on_its_own_port(make_stack: MakeStack) -> None:
     port = free_port()
     stack = make_stack(PAYGATE_WORKER_METRICS_PORT=str(port), PAYGATE_WEBHOOK_RETRY_SCHEDULE="0,600")
