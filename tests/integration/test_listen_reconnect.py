@@ -15,7 +15,7 @@ from paygate.domain.ids import new_id
 from paygate.services import merchants
 from paygate.services.gateway import Gateway, Principal
 from paygate.services.merchants import KeyCache
-from paygate.store.db import make_pool
+from paygate.store.db import listen_connection, make_pool
 from paygate.store.events import NOTIFY_CHANNEL
 from paygate.store.merchants import KEYS_CHANNEL
 from paygate.webhooks.sender import Sender
@@ -96,3 +96,21 @@ async def test_the_key_cache_listens_again_after_its_connection_is_killed(databa
         await eventually(lambda: cache._generation > generation, 5)  # the notification made it forget
     finally:
         await cache.aclose()
+
+
+async def test_every_connection_notices_a_vanished_server(database_url: str) -> None:
+    """Keepalives and tcp_user_timeout on pooled and LISTEN connections: a primary gone without closing its
+    sockets fails them within seconds instead of leaving them waiting on TCP (store/db.py)."""
+    pool = make_pool(database_url, min_size=1, max_size=1)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            pooled = conn.info.get_parameters()
+        async with await listen_connection(database_url) as conn:
+            listening = conn.info.get_parameters()
+    finally:
+        await pool.close()
+    for params in (pooled, listening):
+        assert params.get("keepalives") == "1"
+        assert params.get("keepalives_idle") == "5"
+        assert params.get("tcp_user_timeout") == "10000"
