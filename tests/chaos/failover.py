@@ -38,6 +38,8 @@ import orjson
 import psycopg
 
 from paygate.store import migrate
+from paygate.store.events import NOTIFY_CHANNEL
+from paygate.store.merchants import KEYS_CHANNEL
 from paygate.supervise import Process, stop_all
 from tests.chaos.drill import Drill, DrillConfig, fresh_card
 from tests.chaos.pgcluster import Cluster, Server, multi_host_url
@@ -258,6 +260,22 @@ class FailoverDrill(Drill):
                   "violations.status_regressed": status_wrong, "violations.ledger_mismatch": ledger_wrong}
         return counts, problems
 
+    def check_listening(self) -> tuple[dict[str, int], list[str]]:
+        """The LISTEN connections are back, on the new primary: the worker's and each API process's."""
+        want = {NOTIFY_CHANNEL: 1, KEYS_CHANNEL: 2}  # one worker; `paygate api --workers 2`
+        deadline = time.monotonic() + 15  # they reconnect with a backoff of at most 10 s
+        while True:
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                rows = conn.execute("SELECT query, count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND query LIKE 'LISTEN %' GROUP BY query").fetchall()
+            got = {str(q).removeprefix("LISTEN "): int(n) for q, n in rows}
+            if all(got.get(ch, 0) >= n for ch, n in want.items()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        problems = [f"{got.get(ch, 0)} LISTEN {ch} sessions on the new primary, {n} wanted"
+                    for ch, n in want.items() if got.get(ch, 0) < n]
+        return {f"listening_after_failover.{ch}": got.get(ch, 0) for ch in want}, problems
+
     async def run(self) -> int:
         started = time.monotonic()
         await self.receiver.start()
@@ -280,6 +298,9 @@ class FailoverDrill(Drill):
             problems += more_problems
             if not settled:
                 problems.insert(0, "did not settle in time")
+            listens, listen_problems = await asyncio.to_thread(self.check_listening)
+            counts.update(listens)
+            problems += listen_problems
             restarted = [n for n, p in self.procs.items() if not p.running or p.pid != self.first_pids[n]]
             if restarted:
                 problems.append(f"paygate processes not running as started: {restarted}")
