@@ -160,8 +160,11 @@ class FailoverDrill(Drill):
         elif obj.get("object") == "refund":
             self.refund_answers[obj["id"]] = Answer(now, obj["status"], amount=obj["amount"],
                                                     payment_id=obj["payment_id"])
+        # served again: something created by a request *sent* after the kill (not one the old primary had
+        # committed just before it died)
+        sent_at = now - r.elapsed.total_seconds()
         if self.killed_at is not None and self.served_at is None and r.request.method == "POST" \
-                and r.status_code == 201:
+                and r.status_code == 201 and sent_at > self.killed_at:
             self.served_at = now
 
     async def client(self, todo: asyncio.Queue[int]) -> None:
