@@ -91,6 +91,8 @@ class FailoverDrill(Drill):
         self.refund_answers: dict[str, Answer] = {}
         self.started = 0
         self.killed_at: float | None = None
+        self.promote_issued_at: float | None = None
+        self.writable_at: float | None = None
         self.promoted_at: float | None = None
         self.served_at: float | None = None
         self.first_pids: dict[str, int | None] = {}
@@ -189,9 +191,23 @@ class FailoverDrill(Drill):
         self.killed.set()
         print(f"  primary SIGKILLed after {self.started} payments started", flush=True)
         await asyncio.sleep(self.fcfg.promote_after_s)
-        await asyncio.to_thread(self.cluster.promote, self.standby)
+        self.promote_issued_at = time.monotonic()
+        watch = asyncio.ensure_future(asyncio.to_thread(self._wait_writable, self.standby))
+        await asyncio.to_thread(self.cluster.promote, self.standby)  # returns once promoted, polling for it
+        await watch
         self.promoted_at = time.monotonic()
         print(f"  standby promoted {self.promoted_at - self.killed_at:.2f}s after the kill", flush=True)
+
+    def _wait_writable(self, server: Server) -> None:
+        """When `server` first accepts writes (polled every 10 ms): the failover manager's work is done."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(server.url(), connect_timeout=1) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row is not None and not row[0]:
+                    self.writable_at = time.monotonic()
+                    return
+            time.sleep(0.01)
 
     async def prober(self) -> None:
         """From the kill on, a fresh payment every 0.2 s (each retried on its own key like any client's)
@@ -307,7 +323,7 @@ class FailoverDrill(Drill):
             restarted = [n for n, p in self.procs.items() if not p.running or p.pid != self.first_pids[n]]
             if restarted:
                 problems.append(f"paygate processes not running as started: {restarted}")
-            assert self.killed_at is not None and self.promoted_at is not None
+            assert self.killed_at is not None and self.promoted_at is not None and self.promote_issued_at is not None
             served_s = (self.served_at - self.killed_at) if self.served_at is not None else float("inf")
             if served_s > self.fcfg.served_within_s:
                 problems.append(f"not served again within {self.fcfg.served_within_s:.0f}s of the kill")
@@ -317,10 +333,17 @@ class FailoverDrill(Drill):
             for k in ("kills.api", "kills.worker"):
                 counts.pop(k, None)
             counts.update({
-                "failover.kill_to_promoted_ms": round((self.promoted_at - self.killed_at) * 1000),
+                "failover.kill_to_promote_issued_ms": round((self.promote_issued_at - self.killed_at) * 1000),
+                "failover.kill_to_promote_returned_ms": round((self.promoted_at - self.killed_at) * 1000),
                 "failover.kill_to_served_ms": round(served_s * 1000) if served_s != float("inf") else -1,
-                "failover.promoted_to_served_ms": round((served_s - (self.promoted_at - self.killed_at)) * 1000)
-                if served_s != float("inf") else -1,
+                # from `pg_ctl promote` to paygate serving: the standby's promotion plus paygate's reconnection
+                "failover.promote_issued_to_served_ms":
+                    round((served_s - (self.promote_issued_at - self.killed_at)) * 1000)
+                    if served_s != float("inf") else -1,
+                # paygate's own part: from the new primary's first moment of accepting writes
+                "failover.writable_to_served_ms":
+                    round((served_s - (self.writable_at - self.killed_at)) * 1000)
+                    if served_s != float("inf") and self.writable_at is not None else -1,
                 **{f"responses.{code}": n for code, n in sorted(self.told.responses.items())},
                 "violations.5xx_not_503": internal,
                 "paygate_processes_restarted": len(restarted),

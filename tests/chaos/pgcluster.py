@@ -175,7 +175,15 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        psutil.wait_procs(procs, timeout=10)
+
+        def gone(p: psutil.Process) -> bool:  # exited, or a zombie nobody reaps (it holds no socket)
+            try:
+                return p.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        if not wait_for(lambda: all(gone(p) for p in procs), 10, 0.01):
+            raise ClusterError(f"{server.name} survived SIGKILL")
         return killed_at
 
     def promote(self, server: Server) -> None:
