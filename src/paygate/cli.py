@@ -254,6 +254,7 @@ def drill(
     = False,
     kill_after: Annotated[float, typer.Option(help="--failover: kill the primary after this share of payments.")]
     = 0.4,
+    promote_after: Annotated[float, typer.Option(help="--failover: seconds from the kill to the promotion.")] = 1.0,
 ) -> None:
     """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost.
 
@@ -262,7 +263,7 @@ def drill(
     if failover:
         fo = _source_checkout_module("tests/chaos/failover.py")
         raise typer.Exit(fo.run(fo.FailoverConfig(payments=payments, clients=clients, kill_after=kill_after,
-                                                  seed=seed)))
+                                                  promote_after_s=promote_after, seed=seed)))
     drill_module = _source_checkout_module("tests/chaos/drill.py")
     cfg = drill_module.DrillConfig(server_url=server_url, payments=payments, clients=clients,
                                    kill_every_s=(kill_min, kill_max), failure_rate=failure_rate, lost_rate=lost_rate,
