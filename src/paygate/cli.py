@@ -89,13 +89,22 @@ def api(
     """Serve the HTTP API (never migrates by itself)."""
     import uvicorn
 
+    from paygate.api import multiproc
+
     settings = get_settings()
     _refuse_weak_secrets(settings, GATEWAY_SECRETS)
     _require_db(settings)
-    uvicorn.run("paygate.api.app:create_app", factory=True, host=host, port=port,
-                workers=workers or _default_workers(), log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
-                proxy_headers=False)  # the client address is decided by PAYGATE_TRUSTED_PROXIES (http/clientaddr.py)
+    # One fresh directory per start for the worker processes' metrics, so /metrics sums them all and no
+    # earlier run's counts linger (api/metrics.py); set before uvicorn imports the app in any process.
+    metrics_dir = multiproc.fresh_dir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("paygate.api.app:create_app", factory=True, host=host, port=port,
+                    workers=workers or _default_workers(), log_level="warning", access_log=False,
+                    loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
+                    proxy_headers=False)  # the client address: PAYGATE_TRUSTED_PROXIES (http/clientaddr.py)
+    finally:
+        multiproc.remove(metrics_dir)
 
 
 @app.command()
@@ -107,6 +116,8 @@ def bank(
     """Serve the simulated acquiring bank."""
     import uvicorn
 
+    from paygate import tracing
+    from paygate.logs import configure_logging
     from paygate.simbank.app import create_app
     from paygate.simbank.config import NAME
 
@@ -116,7 +127,11 @@ def bank(
     settings = get_settings()
     _refuse_weak_secrets(settings, BANK_SECRETS)
     url = settings.bank_database_url or _require_db(settings)
+    configure_logging(settings.log_level)
+    tracing.setup("paygate-bank")
     bank_app = create_app(url, bank_config(settings, name), pool_max_size=min(10, settings.db_pool_max))
+    bank_app.add_middleware(tracing.TraceparentLog)  # the trace id the gateway sent, in the bank's log
+    tracing.instrument(bank_app)
     uvicorn.run(bank_app, host=host, port=port, log_level="warning", access_log=False,
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
 
@@ -279,10 +294,21 @@ def drill(
     latency_ms: Annotated[str, typer.Option(help="Bank latency min-max; above 1000 outlasts our timeout.")] = "0-1200",
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     keep_database: Annotated[bool, typer.Option(help="Keep the drill database for inspection.")] = False,
+    failover: Annotated[bool, typer.Option(help="Instead: a primary and a synchronous standby of its own; "
+                                                   "SIGKILL the primary mid-load, promote the standby, check.")]
+    = False,
+    kill_after: Annotated[float, typer.Option(help="--failover: kill the primary after this share of payments.")]
+    = 0.4,
+    promote_after: Annotated[float, typer.Option(help="--failover: seconds from the kill to the promotion.")] = 1.0,
 ) -> None:
     """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost.
 
-    The drill is a test harness (tests/chaos/drill.py): it runs from a source checkout only."""
+    With --failover: a PostgreSQL failover under load instead (tests/chaos/failover.py).
+    The drill is a test harness (tests/chaos/): it runs from a source checkout only."""
+    if failover:
+        fo = _source_checkout_module("tests/chaos/failover.py")
+        raise typer.Exit(fo.run(fo.FailoverConfig(payments=payments, clients=clients, kill_after=kill_after,
+                                                  promote_after_s=promote_after, seed=seed)))
     drill_module = _source_checkout_module("tests/chaos/drill.py")
     cfg = drill_module.DrillConfig(server_url=server_url, payments=payments, clients=clients,
                                    kill_every_s=(kill_min, kill_max), failure_rate=failure_rate, lost_rate=lost_rate,
@@ -302,6 +328,8 @@ def _source_checkout_module(relative: str) -> Any:
         typer.echo(f"paygate drill runs from a source checkout (it needs {relative}); this paygate is installed "
                    f"from {root}, which has none. Clone the repository and `pip install -e .` it.", err=True)
         raise typer.Exit(2)
+    if str(root) not in sys.path:  # the drills import each other as tests.chaos.*
+        sys.path.insert(0, str(root))
     name = "paygate_" + path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None

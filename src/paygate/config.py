@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # unset, no email is sent (the worker records due emails as skipped).
     smtp_url: str | None = None
     smtp_from: str = "paygate <receipts@localhost>"
+    # The worker's Prometheus metrics (queue depth, delivery lag, recovery backlog, acquirer health) on
+    # http://<host>:<port>/metrics; 0 turns them off. Several workers on one host need a port each.
+    worker_metrics_port: int = 9464
+    worker_metrics_host: str = "127.0.0.1"
     worker_poll_s: float = Field(default=1.0, description="polling fallback when no NOTIFY arrives")
 
     @property

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from paygate.tracing import add_trace_ids
+
 
 def configure_logging(level: str = "info") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
@@ -15,6 +17,7 @@ def configure_logging(level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,  # trace_id/span_id inside a span; nothing when tracing is off
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

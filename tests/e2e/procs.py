@@ -173,6 +173,7 @@ def start_stack(
         "PAYGATE_HOME": str(workdir / "home"),
         # receivers in tests listen on 127.0.0.1, which production refuses as a webhook destination
         "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true",
+        "PAYGATE_WORKER_METRICS_PORT": "0",  # stacks run side by side: a test that wants them picks a port
         **serve_secrets.fresh(),
         **({"PAYGATE_ACQUIRERS": ",".join(f"{n}={u}" for n, u in bank_urls.items())} if acquirers else {}),
         **(env or {}),

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 
+from paygate import tracing
 from paygate.acquirers.base import Acquirer
 from paygate.api import (
     docs,
     errors,
+    metrics,
     openapi,
     routes_bank_events,
     routes_customers,
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None, acquirers: Mapping[str, Acquire
     """The API. `acquirers` replaces the connectors built from the settings (tests: bootstrap.build_gateway)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    tracing.setup("paygate-api")  # before the pool connects; nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     conninfo = database_url(settings)
     trusted_proxies = parse_trusted(settings.trusted_proxies)
 
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None, acquirers: Mapping[str, Acquire
             await keys.aclose()
             await gw.aclose()
             await pool.close()
+            metrics.process_exiting()
 
     app = FastAPI(
         title="paygate",
@@ -100,4 +104,5 @@ def create_app(settings: Settings | None = None, acquirers: Mapping[str, Acquire
     app.include_router(web_routes.router)
     # Bodies that are not JSON: the dashboard's forms, and the bank's callbacks (verified over raw bytes).
     app.add_middleware(Edge, form_prefixes=("/dashboard",), raw_body_paths=("/v1/bank/events",))
+    tracing.instrument(app)  # outermost: a request's server span covers everything (when tracing is on)
     return app

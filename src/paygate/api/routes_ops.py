@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from paygate.api import metrics as api_metrics
 from paygate.api.deps import gateway
 from paygate.api.responses import json
 from paygate.http.context import context
@@ -37,4 +37,5 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = api_metrics.render()  # all API processes' metrics (api/metrics.py)
+    return Response(body, media_type=content_type)

@@ -25,7 +25,7 @@ from paygate.domain.login_throttle import LoginThrottle
 from paygate.errors import AuthenticationError, InvalidRequest, NotFound, RateLimited
 from paygate.services.gateway import Principal
 from paygate.store import login_failures, merchants
-from paygate.store.db import Conn, transaction
+from paygate.store.db import Conn, listen_connection, transaction
 
 log = structlog.get_logger("paygate.merchants")
 T = TypeVar("T")
@@ -235,7 +235,7 @@ class KeyCache:
         pause = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
+                async with await listen_connection(conninfo) as conn:
                     await conn.execute(f"LISTEN {merchants.KEYS_CHANNEL}".encode())
                     self.forget()  # whatever changed while we were not listening
                     self.listening.set()

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -18,6 +19,23 @@ from paygate.config import get_settings
 
 Conn = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
+
+log = structlog.get_logger("paygate.db")
+
+# Every connection of ours. The server's statement and lock timeouts bound a query only while the server
+# is there; a primary that vanished without closing its sockets (a host lost, a partition: no RST) would
+# leave a request or a LISTEN waiting on TCP for many minutes. So: keepalive probes on an idle socket
+# (dead after 5 + 3 x 2 s) and tcp_user_timeout for data sent but never acknowledged (10 s). The error
+# then fails the request (503) or restarts the listener, and the next connection finds the new primary
+# (a multi-host PAYGATE_DATABASE_URL with target_session_attrs=read-write: docs/deploy.md).
+SOCKET_KWARGS: dict[str, Any] = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5,
+                                 "keepalives_interval": 2, "keepalives_count": 3, "tcp_user_timeout": 10_000}
+
+
+async def listen_connection(conninfo: str) -> psycopg.AsyncConnection[Any]:
+    """A connection of its own for LISTEN (autocommit, outside any pool: it is held for ever). Its
+    callers reconnect in a loop when it fails, and re-LISTEN: after a failover, on the new primary."""
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, **SOCKET_KWARGS)
 
 
 async def _configure(conn: Conn) -> None:
@@ -73,7 +91,7 @@ def make_pool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row, "prepare_threshold": 0, "connect_timeout": 3, "options": options},
+        kwargs={"row_factory": dict_row, "prepare_threshold": 0, "options": options, **SOCKET_KWARGS},
         connection_class=psycopg.AsyncConnection[DictRow],
         configure=_configure,
         check=_check,
@@ -81,8 +99,15 @@ def make_pool(
         name=name,
         timeout=timeout,
         max_lifetime=1800,
+        # a connection that cannot be made is given up after a second try; the pool grows again on
+        # demand, so once a new primary answers, the next request's connection is made there
         reconnect_timeout=0,
+        reconnect_failed=_reconnect_failed,
     )
+
+
+def _reconnect_failed(pool: AsyncConnectionPool[Any]) -> None:
+    log.warning("database_reconnect_failed", pool=pool.name)
 
 
 @asynccontextmanager

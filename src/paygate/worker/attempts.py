@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from paygate import tracing
 from paygate.domain import views
 from paygate.domain.webhooks import FAILING_DISABLE_AFTER, Attempt, decide, legacy_signature, signing_secrets
 from paygate.services.gateway import Gateway, utcnow
@@ -39,13 +40,16 @@ def event_body(row: Row) -> bytes:
 
 
 async def attempt(sender: Sender, row: Row, master_key: str) -> Attempt:
-    """One signed POST of a leased delivery (no transaction is open meanwhile)."""
+    """One signed POST of a leased delivery (no transaction is open meanwhile), in a span of its own whose
+    trace the receiver gets in `traceparent` (when tracing is on)."""
     body = event_body(row)
     secrets_ = signing_secrets(row, utcnow(), master_key)
     headers = signing.headers(secrets_, row["event_id"], int(time.time()), body)
     if row.get("legacy_signature"):
         headers["x-webhook-signature"] = legacy_signature(secrets_[0], body)  # the newest secret
-    return await sender.send(row["url"], body, headers)
+    with tracing.span("webhook.deliver", **{"paygate.delivery_id": row["id"], "paygate.event_id": row["event_id"],
+                                            "paygate.event_type": row["ev_type"]}):
+        return await sender.send(row["url"], body, headers)
 
 
 async def record_in(

@@ -19,7 +19,7 @@ import structlog
 
 from paygate.domain.retry import parse_schedule
 from paygate.services.gateway import Gateway, utcnow
-from paygate.store.db import Row
+from paygate.store.db import Row, listen_connection
 from paygate.store.events import NOTIFY_CHANNEL
 from paygate.webhooks.sender import Sender
 from paygate.worker import attempts
@@ -148,7 +148,7 @@ class DeliveryLoop:
         pause = 0.5
         while not stop.is_set():
             try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=3) as conn:
+                async with await listen_connection(url) as conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}".encode())
                     self._poke()  # whatever was notified while we were not listening
                     self.listening.set()

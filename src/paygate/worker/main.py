@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from paygate import tracing
 from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.logs import configure_logging
 from paygate.services.gateway import Gateway
 from paygate.store.db import make_pool
 from paygate.worker import deliveries, emails, expiry, maintenance, recovery
+from paygate.worker import metrics as worker_metrics
 
 log = structlog.get_logger("paygate.worker")
 
@@ -36,7 +38,7 @@ async def every(interval_s: float, stop: asyncio.Event, name: str, step: Callabl
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
-def loops(gw: Gateway, stop: asyncio.Event) -> list[Awaitable[None]]:
+def loops(gw: Gateway, stop: asyncio.Event, *, metrics: bool = False) -> list[Awaitable[None]]:
     out: list[Awaitable[None]] = [
         every(0.5, stop, "recovery", lambda: recovery.recover_once(gw)),
         every(1.0, stop, "expiry", lambda: expiry.expire_once(gw)),
@@ -45,6 +47,8 @@ def loops(gw: Gateway, stop: asyncio.Event) -> list[Awaitable[None]]:
         deliveries.run(gw, stop),
         emails.run(gw, stop),
     ]
+    if metrics:
+        out.append(every(worker_metrics.REFRESH_S, stop, "metrics", lambda: worker_metrics.refresh(gw)))
     return out
 
 
@@ -57,13 +61,20 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    tracing.setup("paygate-worker")  # before the pool connects; nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+    metrics_on = False
+    try:
+        metrics_on = worker_metrics.start(settings.worker_metrics_host, settings.worker_metrics_port,
+                                          list(settings.acquirer_urls))
+    except OSError as exc:  # the port is taken: metrics are not worth stopping payments for; say so loudly
+        log.error("worker_metrics_unavailable", port=settings.worker_metrics_port, error=str(exc))
     pool = make_pool(settings.database_url, min_size=1, max_size=min(8, settings.db_pool_max), name="worker",
                      statement_timeout_ms=settings.db_statement_timeout_ms, lock_timeout_ms=settings.db_lock_timeout_ms)
     await pool.open(wait=False)
     gw = build_gateway(settings, pool)
     log.info("worker_started")
     try:
-        await asyncio.gather(*loops(gw, stop))
+        await asyncio.gather(*loops(gw, stop, metrics=metrics_on))
     finally:
         await gw.aclose()
         await pool.close()

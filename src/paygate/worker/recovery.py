@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import structlog
 
+from paygate import tracing
 from paygate.acquirers.base import AcquirerResult, OpKind
 from paygate.domain.retry import backoff
 from paygate.services.acquiring import ask
@@ -20,6 +21,7 @@ from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_ops
 from paygate.store.db import Row, pipelined
+from paygate.worker.metrics import acquirer_answered
 
 log = structlog.get_logger("paygate.recovery")
 
@@ -50,15 +52,18 @@ async def recover_once(gw: Gateway, limit: int = 50) -> int:
     """One pass; returns how many operations reached a final outcome."""
     settled = 0
     for op in await claim(gw, limit):
-        try:
-            result = await _ask_bank(gw, op)
-        except Exception as exc:  # a protocol error: keep the intent, look again after the backoff
-            log.error("recovery_bank_error", op=op["id"], error=type(exc).__name__)
-            continue
-        if result.outcome not in ("succeeded", "failed"):
-            continue
-        async with pipelined(gw.pool) as conn:
-            await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow(), result.operation_id)
+        with tracing.span("recovery.operation", **{"paygate.operation_id": op["id"], "paygate.kind": op["kind"]}):
+            try:
+                result = await _ask_bank(gw, op)
+            except Exception as exc:  # a protocol error: keep the intent, look again after the backoff
+                log.error("recovery_bank_error", op=op["id"], error=type(exc).__name__)
+                acquirer_answered(op["acquirer"], True)  # it answered, if not as expected
+                continue
+            acquirer_answered(op["acquirer"], result.outcome != "unknown")
+            if result.outcome not in ("succeeded", "failed"):
+                continue
+            async with pipelined(gw.pool) as conn:
+                await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow(), result.operation_id)
         settled += 1
         log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], acquirer=op["acquirer"],
                  outcome=result.outcome)

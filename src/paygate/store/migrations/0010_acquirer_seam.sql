@@ -3,12 +3,10 @@
 -- Before this migration there was one acquirer, `bank`: existing rows went there.
 
 ALTER TABLE payments ADD COLUMN acquirer text;
-ALTER TABLE bank_operations ADD COLUMN acquirer text;
+-- NOT NULL with a default, so that code of the previous release (one acquirer) still inserts (expand only)
+ALTER TABLE bank_operations ADD COLUMN acquirer text NOT NULL DEFAULT 'bank';
 -- the bank's own id of the operation (its inspection API's `id`), once it answered: §14 acquirer_references
 ALTER TABLE bank_operations ADD COLUMN acquirer_reference text;
 
-UPDATE bank_operations SET acquirer = 'bank';
 UPDATE payments p SET acquirer = 'bank'
  WHERE EXISTS (SELECT 1 FROM bank_operations o WHERE o.payment_id = p.id AND o.kind = 'authorization');
-
-ALTER TABLE bank_operations ALTER COLUMN acquirer SET NOT NULL;
