@@ -20,8 +20,9 @@ from paygate.services.gateway import Gateway, Outcome, Principal
 _IDEM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
-# The fields people type sentences into: like the API's free text, they may keep tab, LF and CR.
-FREE_TEXT_FIELDS = frozenset({"reason", "description"})
+# The fields people type sentences (or, for the routing editor, a JSON document) into: like the API's free
+# text, they may keep tab, LF and CR — what the JSON then holds is checked by the API's own rules.
+FREE_TEXT_FIELDS = frozenset({"reason", "description", "routing"})
 
 # A plain decimal, in ASCII digits (`\d` would take "٤" too): no sign, exponent, NaN or Infinity. The
 # length bound keeps it cheap; Decimal("1e999990") once took 32 s of CPU on the event loop (audit 7).
