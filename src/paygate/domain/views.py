@@ -32,6 +32,7 @@ def payment(row: Row) -> dict[str, Any]:
         "payment_method": row["payment_method"],
         "order_id": row["order_id"],
         "customer_id": row["customer_id"],
+        "customer": row.get("customer"),  # the cus_ object (§16); customer_id is the merchant's own reference
         "description": row["description"],
         "metadata": row["metadata"],
         "failure_code": row["failure_code"],
@@ -73,6 +74,7 @@ def order(row: Row, public_url: str) -> dict[str, Any]:
         "status": row["status"],
         "amount_paid": row["amount_paid"],
         "checkout_url": f"{public_url.rstrip('/')}/checkout/{row['id']}",
+        "customer": row.get("customer"),
         "created_at": ts(row["created_at"]),
     }
 
