@@ -9,6 +9,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.browser.browser_support import Merchant
+from tests.browser.test_browser_dashboard import login
 
 
 def tid(name: str) -> str:
@@ -46,6 +47,14 @@ def test_a_saved_card_is_chosen_with_a_click_and_pays_the_order(page: Page, merc
     payment = merchant.get(f"/v1/payments/{payment_id}")
     assert (payment["status"], payment["customer"], payment["order_id"]) == ("captured", customer, order["id"])
     assert payment["payment_method"]["id"] == pm["id"] and payment["payment_method"]["card"]["last4"] == "4242"
+
+    # the dashboard's customer page lists the payment (payments.customer)
+    login(page, merchant)
+    page.goto(f"{merchant.stack.api_url}/dashboard/customers/{customer}")
+    rows = page.locator(f'{tid("customer-payments")} {tid("transaction-row")}')
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-payment-id", payment_id)
+    page.screenshot(path=str(screenshot_dir / "i12-dashboard-customer-payments.png"))
 
 
 def test_a_new_card_saved_with_the_checkbox_is_listed_next_time(page: Page, merchant: Merchant,

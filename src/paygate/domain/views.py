@@ -74,7 +74,6 @@ def order(row: Row, public_url: str) -> dict[str, Any]:
         "status": row["status"],
         "amount_paid": row["amount_paid"],
         "checkout_url": f"{public_url.rstrip('/')}/checkout/{row['id']}",
-        "customer": row.get("customer"),
         "created_at": ts(row["created_at"]),
     }
 
