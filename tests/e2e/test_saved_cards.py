@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from tests.e2e.procs import MakeStack, Stack
+from tests.e2e.smtp_catcher import Catcher
 from tests.e2e.test_webhooks_receiver import Client
 
 VISA = {"number": "4242424242424242", "exp_month": 6, "exp_year": 2030, "cvc": "456"}
@@ -239,3 +240,43 @@ def test_a_card_verified_at_one_acquirer_is_charged_off_session_at_another(make_
         assert pay["status"] == "captured" and pay["acquirer"] == "alpha" and pay["payment_method"]["id"] == pm["id"]
     finally:
         client.close()
+
+
+def test_a_payment_of_a_customer_emails_its_receipt_to_the_customer(make_stack: MakeStack) -> None:
+    catcher = Catcher().start()
+    try:
+        stack = make_stack(PAYGATE_SMTP_URL=catcher.url, PAYGATE_SMTP_FROM="shop <r@shop.test>",
+                           PAYGATE_WORKER_POLL_S="0.2")
+        client = Client(stack.api_url, stack.merchant()["secret_key"])
+        try:
+            customer = client.ok("POST", "/v1/customers", {"email": "grace@example.com"}, 201)["id"]
+            pm = _save(client, customer)
+            pay = _charge(client, pm["id"], customer, off_session=True).json()
+            [mail] = catcher.wait(1)
+            assert mail.rcpt_tos == ["grace@example.com"] and pay["id"] in mail.part("text/plain")
+            assert str(VISA["number"]).encode() not in mail.raw
+        finally:
+            client.close()
+    finally:
+        catcher.stop()
+
+
+def test_a_publishable_key_pays_an_order_only_with_its_customers_saved_card(
+    shared_stack: Stack, client: Client, merchant: dict[str, str],
+) -> None:
+    owner, stranger = _customer(client), _customer(client)
+    pm_owner, pm_stranger = _save(client, owner), _save(client, stranger, VISA2)
+    order = client.ok("POST", "/v1/orders", {"amount": 700, "currency": "USD", "customer": owner}, 201)
+    with httpx.Client(base_url=shared_stack.api_url, auth=(merchant["publishable_key"], ""), timeout=30) as pk:
+        r = pk.post("/v1/payments", json={"order_id": order["id"], "payment_method": pm_stranger["id"]})
+        _error(r, 400, "parameter_invalid", "customer")
+        r = pk.post("/v1/payments", json={"order_id": order["id"], "payment_method": pm_owner["id"],
+                                          "off_session": True})
+        assert r.status_code == 403, r.text  # a merchant-initiated charge is the secret key's
+        r = pk.post("/v1/payments", json={"order_id": order["id"], "payment_method": pm_owner["id"]})
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "captured" and r.json()["customer"] == owner
+    plain = client.ok("POST", "/v1/orders", {"amount": 700, "currency": "USD"}, 201)
+    r = client.http.post(f"/checkout/{plain['id']}/pay", json={"payment_method": pm_owner["id"]},
+                         headers={"Idempotency-Key": f"co-{plain['id']}"})
+    _error(r, 400, "parameter_missing", "customer")  # an order without a customer has no saved cards
