@@ -135,6 +135,9 @@ def test_a_successful_payment_saves_its_card(client: Client) -> None:
     assert [m["id"] for m in _methods(client, customer)] == [pm_id]
     assert client.ok("GET", f"/v1/payments/{pay['id']}")["payment_method"]["id"] == pm_id
     assert len(_attached_events(client, pm_id)) == 1
+    captured = [e for e in client.ok("GET", "/v1/events", type="payment.captured", limit=100)["data"]
+                if e["data"]["object"]["id"] == pay["id"]]
+    assert [e["data"]["object"]["payment_method"].get("id") for e in captured] == [pm_id]  # the event names it
     # and the saved card pays again, without its CVC
     again = _charge(client, pm_id, customer)
     assert again.status_code == 201 and again.json()["status"] == "captured", again.text
