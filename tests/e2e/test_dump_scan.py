@@ -17,7 +17,11 @@ from tests.e2e.test_webhooks_receiver import Client
 PAID = {"4111111111111111": ("123", 12, 2030), "4242424242424242": ("456", 6, 2030)}
 DECLINED = {"4000000000000002": ("111", 1, 2031), "4000000000009995": ("222", 2, 2031)}
 SAVED = ["4111111111111111", "5555555555554444", "4000000000000127", "6011111111111117"]
-EVERY = sorted({*PAID, *DECLINED, *SAVED})
+# saved through the API: verified (POST /v1/payment_methods) or while paying, then charged without a CVC
+VERIFIED = {"378282246310005": ("1234", 3, 2031)}
+SAVED_PAYING = {"5200828282828210": ("333", 5, 2031)}
+SAVE_DECLINED = {"4000000000000002": ("111", 1, 2031)}
+EVERY = sorted({*PAID, *DECLINED, *SAVED, *VERIFIED, *SAVED_PAYING, *SAVE_DECLINED})
 
 
 def _pg_dump() -> str:
@@ -56,6 +60,31 @@ def test_a_database_dump_holds_no_card_number(stack: Stack, tmp_path: Path) -> N
         saved = [save_card(stack.env, merchant["merchant_id"], customer["id"], n) for n in SAVED]
         client.ok("POST", f"/v1/payment_methods/{saved[-1]}/detach")
         assert len(client.ok("GET", f"/v1/customers/{customer['id']}/payment_methods")["data"]) == len(SAVED) - 1
+        charged = []
+        for number, (cvc, month, year) in VERIFIED.items():  # saved after a verification, idempotently
+            card = {"number": number, "cvc": cvc, "exp_month": month, "exp_year": year}
+            body = {"customer": customer["id"], "type": "card", "card": card}
+            r = client.http.post("/v1/payment_methods", json=body, headers={"Idempotency-Key": "dump-save"})
+            assert r.status_code == 201, r.text
+            charged.append(r.json()["id"])
+        for i, (number, (cvc, month, year)) in enumerate({**SAVED_PAYING, **SAVE_DECLINED}.items()):
+            card = {"number": number, "cvc": cvc, "exp_month": month, "exp_year": year}
+            r = client.http.post("/v1/payments", json={
+                "amount": 800, "currency": "USD", "customer": customer["id"], "save_payment_method": True,
+                "payment_method": {"type": "card", "card": card}}, headers={"Idempotency-Key": f"dump-pay-save-{i}"})
+            if number in SAVED_PAYING:
+                assert r.status_code == 201, r.text
+                charged.append(r.json()["payment_method"]["id"])
+            else:
+                assert r.status_code == 402, r.text
+        for pm in [*saved[:2], *charged]:  # every saved card charged on- and off-session
+            for extra in ({}, {"off_session": True}):
+                r = client.http.post("/v1/payments", json={"amount": 300, "currency": "USD", "payment_method": pm,
+                                                           "customer": customer["id"], **extra})
+                assert r.status_code in (201, 402), r.text
+        r = client.http.post("/v1/payments", json={"amount": 300, "currency": "USD", "payment_method": charged[0],
+                                                   "customer": customer["id"]})
+        assert r.status_code == 201 and r.json()["payment_method"]["id"] == charged[0], r.text
     finally:
         client.close()
 

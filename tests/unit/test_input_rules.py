@@ -19,7 +19,7 @@ from paygate.api.middleware import Edge
 from paygate.domain import cards, text
 from paygate.errors import InvalidRequest
 from paygate.http.parameters import refuse_control_characters
-from paygate.http.schemas import CreateOrder, CreatePayment, CreateRefund
+from paygate.http.schemas import NEW_METHOD_TAG, SAVED_METHOD_TAG, CreateOrder, CreatePayment, CreateRefund
 from paygate.web.forms import parse_amount
 
 CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
@@ -44,7 +44,8 @@ def first_error(model: Model, body: dict[str, Any]) -> tuple[str, tuple[Any, ...
     with pytest.raises(ValidationError) as info:
         model.model_validate(body)
     err = info.value.errors()[0]
-    return str(err["type"]), tuple(err["loc"])
+    # the payment method union's branch tags are not parameters (api/errors.py leaves them out too)
+    return str(err["type"]), tuple(p for p in err["loc"] if p not in (NEW_METHOD_TAG, SAVED_METHOD_TAG))
 
 
 # --- the rule ------------------------------------------------------------------------------------------
@@ -164,7 +165,8 @@ def test_ascii_card_numbers_with_spaces_are_normalized(number: str) -> None:
     normalized = cards.normalize_number(number)
     assert normalized == number.replace(" ", "")
     parsed = CreatePayment.model_validate(card_payment(number))
-    assert parsed.payment_method.card is not None and parsed.payment_method.card.number == normalized
+    pm = parsed.payment_method
+    assert not isinstance(pm, str) and pm.card is not None and pm.card.number == normalized
 
 
 @given(st.text(min_size=12, max_size=24))

@@ -23,10 +23,14 @@ log = structlog.get_logger("paygate.api")
 _CODES = {"amount_too_large", "invalid_number", "invalid_vpa", "parameter_missing", "parameter_invalid"}
 
 
+# pydantic's names for a union's branches (http/schemas.py), not parameters
+_UNNAMED = ("constrained-str", "new-payment-method", "saved-payment-method")
+
+
 def param_name(loc: tuple[Any, ...]) -> str | None:
     """('body', 'payment_method', 'card', 'number') → 'payment_method[card][number]'."""
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    parts = [p for p in parts if not p.startswith("function-") and p not in ("constrained-str",)]
+    parts = [p for p in parts if not p.startswith("function-") and p not in _UNNAMED]
     if not parts:
         return None
     return parts[0] + "".join(f"[{p}]" for p in parts[1:])

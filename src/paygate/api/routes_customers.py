@@ -14,6 +14,7 @@ from paygate.api.responses import json
 from paygate.domain import customer_views
 from paygate.errors import InvalidRequest
 from paygate.http.customer_schemas import CreateCustomer, UpdateCustomer
+from paygate.http.schemas import CreatePaymentMethod
 from paygate.services import customers as service
 from paygate.services import payment_methods as pm_service
 from paygate.services.gateway import Principal
@@ -74,6 +75,13 @@ async def list_customer_methods(request: Request, customer_id: str, who: Secret,
     rows = await service.payment_methods_of(gateway(request), who, customer_id,
                                             starting_after=params.starting_after, limit=params.limit)
     return json(page(rows, params.limit, customer_views.payment_method))
+
+
+@router.post("/payment_methods", status_code=201, summary="Save a card for a customer (verified at an acquirer)")
+async def create_payment_method(request: Request, body: CreatePaymentMethod, who: Secret) -> Response:
+    gw = gateway(request)
+    card = body.card.model_dump(exclude_none=True)
+    return await idempotent(request, who, lambda key: pm_service.create(gw, who, body.customer, card, key))
 
 
 @router.get("/payment_methods/{pm_id}", summary="Retrieve a saved payment method")

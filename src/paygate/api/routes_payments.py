@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1", tags=["payments"])
 Secret = Annotated[Principal, Depends(secret_key)]
 AnyKey = Annotated[Principal, Depends(principal)]
 Listing = Annotated[ListParams, Depends(list_params)]
-_PUBLISHABLE_FIELDS = frozenset({"order_id", "payment_method"})
+# a saved card of the order's customer, or saving one for it (§16): the checkout's; never off_session
+_PUBLISHABLE_FIELDS = frozenset({"order_id", "payment_method", "save_payment_method"})
 
 
 @router.post("/payments", status_code=201, summary="Create and authorize a payment")
@@ -32,7 +33,9 @@ async def create_payment(request: Request, body: CreatePayment, who: AnyKey) -> 
         raise PermissionDenied("publishable_key_restricted",
                                "A publishable key may only pay an existing order: send order_id and payment_method.")
     req = payment_service.NewPayment(
-        payment_method=body.payment_method.as_dict(), amount=body.amount, currency=body.currency,
+        payment_method=body.payment_method if isinstance(body.payment_method, str) else body.payment_method.as_dict(),
+        customer=body.customer, save_payment_method=body.save_payment_method, off_session=body.off_session,
+        amount=body.amount, currency=body.currency,
         capture_method=body.capture_method, order_id=body.order_id, customer_id=body.customer_id,
         description=body.description, metadata=body.metadata, receipt_email=body.receipt_email,
     )
@@ -48,7 +51,7 @@ async def get_payment(request: Request, payment_id: str, who: Secret) -> Respons
 @router.get("/payments", summary="List payments, newest first")
 async def list_payments(
     request: Request, who: Secret, params: Listing, status: str | None = None, order_id: str | None = None,
-    customer_id: str | None = None,
+    customer_id: str | None = None, customer: str | None = None,
 ) -> Response:
     if status is not None and status not in Status.__members__.values():
         raise InvalidRequest("parameter_invalid", f"Unknown status: {status}.", param="status")
@@ -56,7 +59,7 @@ async def list_payments(
         rows = await payments.page(
             conn, who.merchant_id, status=status, order_id=order_id, customer_id=customer_id,
             created_gte=params.created_gte, created_lt=params.created_lt, starting_after=params.starting_after,
-            limit=params.limit,
+            limit=params.limit, customer=customer,
         )
     return json(page(rows, params.limit, views.payment))
 

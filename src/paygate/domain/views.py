@@ -32,6 +32,7 @@ def payment(row: Row) -> dict[str, Any]:
         "payment_method": row["payment_method"],
         "order_id": row["order_id"],
         "customer_id": row["customer_id"],
+        "customer": row.get("customer"),  # the cus_ object (§16); customer_id is the merchant's own reference
         "description": row["description"],
         "metadata": row["metadata"],
         "failure_code": row["failure_code"],

@@ -14,9 +14,12 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationInfo,
     model_validator,
 )
@@ -147,16 +150,37 @@ class PaymentMethod(Strict):
         return self.model_dump(exclude_none=True)
 
 
+# A saved method's id (§16), sent as a string in place of the payment method object.
+SavedMethodId = Annotated[PlainStr, Field(pattern=r"^pm_[0-9a-zA-Z]{1,40}$", max_length=43)]
+# The tags are left out of error parameter names (api/errors.py `param_name`): `payment_method[card][number]`.
+NEW_METHOD_TAG, SAVED_METHOD_TAG = "new-payment-method", "saved-payment-method"
+MethodOrSaved = Annotated[
+    Annotated[PaymentMethod, Tag(NEW_METHOD_TAG)] | Annotated[SavedMethodId, Tag(SAVED_METHOD_TAG)],
+    Discriminator(lambda v: SAVED_METHOD_TAG if isinstance(v, str) else NEW_METHOD_TAG),
+]
+
+
 class CreatePayment(Strict):
     amount: Amount | None = None
     currency: Currency | None = None
-    payment_method: PaymentMethod
+    payment_method: MethodOrSaved
+    customer: ShortText | None = None  # a cus_ id (§16); customer_id is the merchant's free-form reference
+    save_payment_method: StrictBool = False
+    off_session: StrictBool = False
     capture_method: Literal["automatic", "manual"] = "automatic"
     order_id: ShortText | None = None
     customer_id: ShortText | None = None
     description: LongText | None = None
     metadata: Metadata = Field(default_factory=dict)
     receipt_email: Email | None = None
+
+
+class CreatePaymentMethod(Strict):
+    """POST /v1/payment_methods (§16): a card verified at an acquirer, then saved for the customer."""
+
+    customer: ShortText
+    type: Literal["card"]
+    card: Card
 
 
 class Capture(Strict):
@@ -175,6 +199,7 @@ class CreateOrder(Strict):
     currency: Currency
     receipt: ShortText | None = None
     notes: Metadata = Field(default_factory=dict)
+    customer: ShortText | None = None  # a cus_ id: the checkout offers its saved cards (§16)
 
 
 class SendLink(Strict):

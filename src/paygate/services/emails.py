@@ -25,8 +25,8 @@ from paygate.mail import compose
 from paygate.mail.transport import SendFailed, Transport
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
+from paygate.store import customers, orders
 from paygate.store import emails as store
-from paygate.store import orders
 from paygate.store.db import Conn, Row, transaction
 
 log = structlog.get_logger("paygate.emails")
@@ -41,8 +41,11 @@ LEASE = timedelta(seconds=60)
 
 async def receipt_recipient(conn: Conn, payment: Row) -> str | None:
     """Who a payment's receipts go to, or None for no receipt. §16: `receipt_email`, else the email of the
-    payment's customer — customers arrive in a later issue; their lookup is one more line here."""
+    payment's customer (`customer`, the cus_ id; a deleted customer has none)."""
     email = payment.get("receipt_email")
+    if not email and payment.get("customer"):
+        customer = await customers.get(conn, payment["merchant_id"], payment["customer"])
+        email = customer["email"] if customer is not None else None
     return str(email) if email else None
 
 

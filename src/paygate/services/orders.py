@@ -15,7 +15,7 @@ from paygate.domain.ids import new_id
 from paygate.errors import NotFound
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
-from paygate.store import orders, payments
+from paygate.store import customers, orders, payments
 from paygate.store.db import transaction
 
 
@@ -25,14 +25,18 @@ class NewOrder:
     currency: str
     receipt: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    customer: str | None = None  # a cus_ id (§16)
 
 
 async def create(gw: Gateway, who: Principal, req: NewOrder, key: KeyHandle) -> Outcome:
     now = utcnow()
     async with transaction(gw.pool) as conn:
+        if req.customer is not None and await customers.lock_shared(conn, who.merchant_id, req.customer) is None:
+            raise NotFound("customer", req.customer, param="customer")
         row = await orders.insert(conn, {
             "id": new_id("ord"), "merchant_id": who.merchant_id, "amount": req.amount, "currency": req.currency,
             "receipt": req.receipt, "notes": req.notes, "created_at": now, "updated_at": now,
+            "customer": req.customer,
         })
         outcome = Outcome.of(201, views.order(row, gw.settings.public_url))
         await key.finish(conn, outcome)

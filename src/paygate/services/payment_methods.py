@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
+from paygate.acquirers.base import AcquirerResult, NotSent, Unavailable
 from paygate.config import Settings
 from paygate.domain import cards, customer_views
 from paygate.domain.ids import new_id
-from paygate.errors import NotFound
+from paygate.errors import ApiError, CardError, NotFound
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
+from paygate.services.settle import FAILURE_MESSAGES
 from paygate.store import customers, events
 from paygate.store import payment_methods as store
 from paygate.store.db import Conn, Row, transaction
 from paygate.vault import CardNumber, keyring, seal
+
+log = structlog.get_logger("paygate.payment_methods")
 
 
 async def attach_card(
@@ -72,3 +78,60 @@ async def detach(gw: Gateway, who: Principal, pm_id: str, key: KeyHandle) -> Out
         outcome = Outcome.of(200, customer_views.payment_method(row))
         await key.finish(conn, outcome)
     return outcome
+
+
+async def create(gw: Gateway, who: Principal, customer_id: str, card: dict[str, Any], key: KeyHandle) -> Outcome:
+    """POST /v1/payment_methods: verify the card at an acquirer (no money held), then save it → 201.
+
+    A declined verification is 402 with the decline code (card_error, stored under the key like a failed
+    payment) and saves nothing. The challenge card (§15) cannot be verified without its customer: 402
+    `authentication_required`, nothing asked, nothing saved. The acquirers are tried in their configured
+    order, the next only when the previous certainly never received the request (NotSent): a verification
+    holds no money, so the merchant's routing rules (amount, currency) have nothing to decide; a saved card
+    is not tied to the acquirer that verified it. No answer at all: 503, nothing saved, the key released
+    (a retry with it verifies again, which is harmless)."""
+    async with gw.pool.connection() as conn:
+        if await customers.get(conn, who.merchant_id, customer_id) is None:
+            raise NotFound("customer", customer_id, param="customer")
+    if card["number"] == AUTHENTICATION_CARD:
+        outcome = _declined("authentication_required", "This card asks its customer for authentication; save it "
+                            "while paying instead (POST /v1/payments with save_payment_method).")
+        async with transaction(gw.pool) as conn:
+            await key.finish(conn, outcome)
+        return outcome
+    result = await _verify(gw, new_id("ver"), card)
+    if result is None:
+        raise ApiError("acquirer_unavailable", "No acquirer could verify the card; nothing was saved. Retry shortly.",
+                       status=503, retry_after=1)
+    async with transaction(gw.pool) as conn:
+        if result.outcome != "succeeded":
+            code = result.failure_code or "processing_error"
+            outcome = _declined(code, FAILURE_MESSAGES.get(code, "The card was declined."))
+        else:
+            row = await attach_card(conn, gw.settings, merchant_id=who.merchant_id, customer_id=customer_id,
+                                    number=CardNumber(card["number"]), exp_month=card["exp_month"],
+                                    exp_year=card["exp_year"])
+            outcome = Outcome.of(201, customer_views.payment_method(row))
+        await key.finish(conn, outcome)
+    return outcome
+
+
+# Asks for authentication (§15) on every on-session use, so it cannot be verified without a challenge.
+AUTHENTICATION_CARD = "4000000000003220"
+
+
+def _declined(code: str, message: str) -> Outcome:
+    return Outcome.of(402, CardError(code, message).body())
+
+
+async def _verify(gw: Gateway, ref: str, card: dict[str, Any]) -> AcquirerResult | None:
+    method = {"type": "card", "card": {k: card[k] for k in ("number", "exp_month", "exp_year", "cvc")}}
+    for name, bank in gw.acquirers.items():
+        try:
+            return await bank.verify(key=f"{ref}_{name}", reference=ref, payment_method=method)
+        except NotSent as exc:
+            log.warning("verification_not_sent", acquirer=name, error=type(exc).__name__)
+        except Unavailable as exc:  # it may have been received: a verification holds nothing, but stop here
+            log.warning("verification_no_answer", acquirer=name, error=type(exc).__name__)
+            return None
+    return None

@@ -19,6 +19,7 @@ from paygate.domain import cards, views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
 from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound, RateLimited
+from paygate.services import saved_methods
 from paygate.services.acquiring import ask, candidates_for
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
@@ -32,7 +33,8 @@ RECOVERY_GRACE_S = 20.0
 
 @dataclass
 class NewPayment:
-    payment_method: dict[str, Any]  # as received: may hold the full card number and CVC (never stored)
+    payment_method: dict[str, Any] | str  # as received: may hold the full card number and CVC (never stored);
+    # or a saved method's pm_ id (§16, services/saved_methods.py)
     amount: int | None = None
     currency: str | None = None
     capture_method: str = "automatic"
@@ -41,6 +43,9 @@ class NewPayment:
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     receipt_email: str | None = None
+    customer: str | None = None  # a cus_ id (§16)
+    save_payment_method: bool = False
+    off_session: bool = False
 
 
 def render(p: Row) -> Outcome:
@@ -59,18 +64,12 @@ def _in_flight(p: Row) -> InvalidState:
                         retry_after=1)
 
 
-def _public_method(pm: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
-    if pm["type"] == "card":
-        c = pm["card"]
-        return {"type": "card", "card": cards.public_view(c["number"], c["exp_month"], c["exp_year"], fingerprint_key)}
-    return {"type": "upi", "upi": {"vpa": pm["upi"]["vpa"]}}
-
-
 def _for_bank(pm: dict[str, Any]) -> dict[str, Any]:
     """What the acquirer needs of a method, and nothing more (a card's `name` stays with us)."""
     if pm["type"] == "card":
         c = pm["card"]
-        return {"type": "card", "card": {k: c[k] for k in ("number", "exp_month", "exp_year", "cvc")}}
+        # a saved card has no CVC (§16)
+        return {"type": "card", "card": {k: c[k] for k in ("number", "exp_month", "exp_year", "cvc") if k in c}}
     return {"type": "upi", "upi": {"vpa": pm["upi"]["vpa"]}}
 
 
@@ -111,7 +110,10 @@ async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment, max_faile
 
 
 async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -> Outcome:
-    pm = req.payment_method
+    resolved = await saved_methods.resolve(gw, who, payment_method=req.payment_method, customer=req.customer,
+                                           save=req.save_payment_method, off_session=req.off_session,
+                                           order_id=req.order_id)
+    pm = resolved.method
     is_card = pm["type"] == "card"
     if key.resource_id is None:
         now = utcnow()
@@ -122,10 +124,12 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
             values: dict[str, Any] = {
                 "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
                 "currency": currency, "capture_method": req.capture_method if is_card else "automatic",
-                "method_type": pm["type"], "payment_method": _public_method(pm, gw.settings.fingerprint_key),
+                "method_type": pm["type"],
+                "payment_method": saved_methods.public_method(resolved, gw.settings.fingerprint_key),
                 "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
                 "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
                 "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
+                "customer": resolved.customer,
             }
             # where the authorization goes, recorded with the payment and its intent in one transaction
             acquirer = None if expired else candidates_for(gw, values)[0]
@@ -163,14 +167,15 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
     if result.outcome == "unknown" and is_card:
         # Our retries are spent. Ask the bank; the inquiry also fences off a late arrival of the original.
         result = await ask(bank.inquire(key=op_id))
-    return await _finish(gw, key, payment_id, op_id, result)
+    return await _finish(gw, key, payment_id, op_id, result, resolved)
 
 
 async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | None = None,
-                  result: AcquirerResult | None = None) -> Outcome:
+                  result: AcquirerResult | None = None, resolved: saved_methods.Resolved | None = None) -> Outcome:
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         if op_id is not None and result is not None and result.outcome in ("succeeded", "failed"):
+            await saved_methods.save_on_success(conn, gw, resolved, op_id, result.outcome)
             p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now, result.operation_id)
         else:
             locked = await payments.lock(conn, payment_id)

@@ -141,7 +141,7 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
         card = _object(
             pm.get("card"),
             {"number", "exp_month", "exp_year", "cvc"},
-            {"number", "exp_month", "exp_year", "cvc"},
+            {"number", "exp_month", "exp_year"},  # no cvc: a stored-credential charge of a saved card (§16)
             where,
         )
         number = digits_only(_str(card, "number", max_len=32, where=where))
@@ -149,7 +149,7 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
             raise _BadRequest("The card number is not valid.", where + "number", "invalid_number")
         exp_month = _int(card, "exp_month", 1, 12, where)
         exp_year = _int(card, "exp_year", 0, 9999, where)
-        cvc = _str(card, "cvc", max_len=4, where=where)
+        cvc = _str(card, "cvc", max_len=4, where=where) if "cvc" in card else None
         now = datetime.now(UTC)
 
         async def card_action(conn: store.Conn) -> store.Operation:

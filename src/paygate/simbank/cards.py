@@ -59,7 +59,7 @@ def initial_balance(number: str) -> int:
     return lookup(number).balance
 
 
-def decide(number: str, exp_month: int, exp_year: int, cvc: str, now: datetime) -> str | None:
+def decide(number: str, exp_month: int, exp_year: int, cvc: str | None, now: datetime) -> str | None:
     """The failure code the card table gives, or None when only the balance remains to be checked.
 
     Order: a past expiry first (every card), then a listed expiry, then a listed CVC, then a fixed decline.
@@ -69,6 +69,6 @@ def decide(number: str, exp_month: int, exp_year: int, cvc: str, now: datetime) 
         return "expired_card"
     if card.expiry is not None and card.expiry != (exp_month, normalize_year(exp_year)):
         return "expired_card"
-    if card.cvc is not None and card.cvc != cvc:
+    if card.cvc is not None and cvc is not None and card.cvc != cvc:  # None: a saved card's charge, no CVC
         return "incorrect_cvc"
     return card.decline

@@ -295,7 +295,7 @@ async def authorize_card(
     number: str,
     exp_month: int,
     exp_year: int,
-    cvc: str,
+    cvc: str | None,
     capture: bool,
     now: datetime,
     card_key: bytes,

@@ -8,7 +8,7 @@ from typing import Any
 from paygate.store._sql import Page, adapt
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
-_COLUMNS = ("id", "merchant_id", "amount", "currency", "receipt", "notes", "created_at", "updated_at")
+_COLUMNS = ("id", "merchant_id", "amount", "currency", "receipt", "notes", "created_at", "updated_at", "customer")
 
 
 async def insert(conn: Conn, values: dict[str, Any]) -> Row:

@@ -11,12 +11,13 @@ from paygate.store.db import Conn, Row, fetch_all, fetch_one
 _UPDATABLE = frozenset({
     "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
     "failure_message", "authorization_expires_at", "status_history", "updated_at", "acquirer",
+    "payment_method",  # gains the id of the card saved with the payment (services/saved_methods.py)
 })
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
     "order_id", "customer_id", "description", "metadata", "failure_code", "failure_message",
     "authorization_expires_at", "status_history", "created_at", "updated_at", "acquirer",
-    "receipt_email",
+    "receipt_email", "customer",
 )
 
 
@@ -66,8 +67,10 @@ async def page(
     created_lt: datetime | None = None,
     starting_after: str | None = None,
     limit: int = 10,
+    customer: str | None = None,
 ) -> list[Row]:
-    q = Page(merchant_id).eq("status", status).eq("order_id", order_id).eq("customer_id", customer_id)
+    q = Page(merchant_id).eq("status", status).eq("order_id", order_id).eq("customer_id", customer_id).eq(
+        "customer", customer)
     sql, params = q.created(created_gte, created_lt).sql("payments", starting_after, limit)
     return await fetch_all(conn, sql, params)
 

@@ -6,7 +6,8 @@ checkout link must not depend on which keys are live. The page therefore talks t
 act for the order's merchant with the rights of a publishable key — exactly what a pk_test_ key could do
 through /v1 (read the order, pay it):
 
-    POST /checkout/{order_id}/pay      {"payment_method": …} + Idempotency-Key → the /v1/payments answer
+    POST /checkout/{order_id}/pay      {"payment_method": … | "pm_…", "save_payment_method"?} + Idempotency-Key
+                                       → the /v1/payments answer (saved cards: the order's customer's, §16)
     GET  /checkout/{order_id}/status   the order's status, the checkout's payment (for UPI polling) and how
                                        many failed payments the order still accepts (API.md §19)
     GET  /checkout/{order_id}/success?payment_id=…   the standalone success page (API.md §11 v2)
@@ -26,7 +27,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 from starlette.responses import Response
 
 from paygate.domain.payments import Status
@@ -35,10 +36,10 @@ from paygate.http.auth import lookup_key, public_surface
 from paygate.http.context import gateway
 from paygate.http.idempotency import idempotent
 from paygate.http.responses import json
-from paygate.http.schemas import PaymentMethod
+from paygate.http.schemas import MethodOrSaved
 from paygate.services import payments as payment_service
 from paygate.services.gateway import Principal
-from paygate.store import merchants, orders, payments
+from paygate.store import merchants, orders, payment_methods, payments
 from paygate.store.db import Conn, Row
 from paygate.web.render import html, money
 
@@ -53,7 +54,8 @@ class CheckoutPay(BaseModel):
     """What the page may send: a payment method. Amount and currency always come from the order."""
 
     model_config = ConfigDict(extra="forbid")
-    payment_method: PaymentMethod
+    payment_method: MethodOrSaved  # or a saved card of the order's customer ("pm_…", §16)
+    save_payment_method: StrictBool = False  # the save-card checkbox: for the order's customer
 
 
 def _public(p: Row | None) -> dict[str, Any] | None:
@@ -86,6 +88,16 @@ async def _relevant_payment(conn: Conn, order: Row) -> Row | None:
     return rows[0] if rows else None
 
 
+async def _saved_cards(conn: Conn, order: Row) -> list[dict[str, Any]]:
+    """The order's customer's saved cards, as the page shows them: brand, last4 and expiry, nothing more
+    (these rows hold nothing of the vault)."""
+    if order.get("customer") is None:
+        return []
+    rows = await payment_methods.page_of_customer(conn, order["merchant_id"], order["customer"], limit=10)
+    return [{"id": r["id"], "brand": r["brand"], "last4": r["last4"], "exp_month": r["exp_month"],
+             "exp_year": r["exp_year"]} for r in rows[:10]]
+
+
 @router.get("/checkout/{order_id}")
 async def checkout_page(
     request: Request, order_id: str, key: str | None = None, embed: int = 0, origin: str | None = None,
@@ -112,6 +124,7 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
         merchant = await merchants.by_id(conn, order["merchant_id"])
         payment = await _relevant_payment(conn, order)
         attempts_left = await _attempts_left(conn, request, order)
+        saved = await _saved_cards(conn, order)
     if key is not None:
         who = await lookup_key(request, key)
         if who is None or who.kind != "publishable" or who.merchant_id != order["merchant_id"]:
@@ -131,7 +144,8 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
         "checkout.html", frame="checkout", parent_origin=parent, order=order,
         merchant_name=merchant["name"] if merchant else "",
         amount=money(order["amount"], order["currency"]), state=state, payment=_public(payment),
-        embedded=bool(embed), attempts_left=attempts_left,
+        embedded=bool(embed), attempts_left=attempts_left, saved_cards=saved,
+        has_customer=order.get("customer") is not None,
     )
 
 
@@ -171,7 +185,10 @@ async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Re
     if order is None:
         raise NotFound("order", order_id)
     who = Principal(order["merchant_id"], "publishable")
-    req = payment_service.NewPayment(payment_method=body.payment_method.as_dict(), order_id=order["id"])
+    pm = body.payment_method
+    # a saved card must be the order's customer's: saved_methods.resolve takes the customer from the order
+    req = payment_service.NewPayment(payment_method=pm if isinstance(pm, str) else pm.as_dict(), order_id=order["id"],
+                                     save_payment_method=body.save_payment_method)
     return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key), namespace="checkout")
 
 

@@ -2,8 +2,8 @@
 saved payment methods (brand, last4, expiry — never more: the rows read here hold nothing of the vault),
 and a detach button (CSRF-checked and idempotent like every dashboard form) that erases the card number.
 
-A customer's payments: payments name a `cus_…` customer only once saving and charging cards lands (the
-next part of issue 12); until then the page has no payments section."""
+A customer's payments: the newest payments that name it (`payments.customer`, the cus_ id — not the
+merchant's free-form `customer_id`)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from paygate.domain import customer_views
+from paygate.domain import customer_views, views
 from paygate.errors import NotFound
 from paygate.http.context import gateway
 from paygate.services import customers as service
 from paygate.services import payment_methods as pm_service
 from paygate.store import customers as customer_store
 from paygate.store import payment_methods as pm_store
+from paygate.store import payments as payment_store
 from paygate.web import auth
 from paygate.web.dashboard import _back, _checked_form, _new_idem, _not_found, _page
 from paygate.web.forms import run_idempotent
@@ -68,7 +69,10 @@ async def customer_page(request: Request, customer_id: str, done: str | None = N
     except NotFound:
         return _not_found(session, "customer")
     methods = await service.payment_methods_of(gw, who, customer_id, limit=100)
+    async with gw.pool.connection() as conn:
+        paid = await payment_store.page(conn, who.merchant_id, customer=customer_id, limit=PAGE_SIZE)
     return _page("dashboard/customer.html", session, customer=customer,
+                 payments=[views.payment(p) for p in paid[:PAGE_SIZE]],
                  methods=[customer_views.payment_method(m) for m in methods[:100]],
                  detach_idem={m["id"]: _new_idem() for m in methods}, notice=NOTICES.get(done or ""),
                  nav="customers")

@@ -37,6 +37,8 @@
   var formError = byId("form-error");
   var method = "card";
   var busy = false;
+  var savedCard = null; // the pm_ id of the saved card chosen (the order's customer's, §16), or null: a new card
+  var saveBox = byId("save-card");
 
   var BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover",
                  rupay: "RuPay", jcb: "JCB" };
@@ -160,6 +162,21 @@
     if (name) card.name = name.slice(0, 100);
     return { type: "card", card: card };
   }
+
+  // --- saved cards (an order for a customer) -----------------------------------------------------------
+
+  function chooseSaved(button) {
+    savedCard = button && button.getAttribute("data-pm-id") ? button.getAttribute("data-pm-id") : null;
+    root.querySelectorAll(".saved-card").forEach(function (b) {
+      b.setAttribute("aria-pressed", b === button ? "true" : "false");
+    });
+    byId("new-card-fields").hidden = savedCard !== null;
+    clearErrors();
+  }
+
+  root.querySelectorAll(".saved-card").forEach(function (b) {
+    b.addEventListener("click", function () { chooseSaved(b); });
+  });
 
   function readUpi() {
     var vpa = vpaInput.value.trim();
@@ -323,7 +340,8 @@
     event.preventDefault();
     if (busy) return;
     clearErrors();
-    var pm = method === "card" ? readCard() : readUpi();
+    var saved = method === "card" ? savedCard : null;
+    var pm = saved ? { type: "card", saved: saved } : method === "card" ? readCard() : readUpi();
     if (!pm) {
       var invalid = form.querySelector('[aria-invalid="true"]');
       if (invalid) invalid.focus();
@@ -336,7 +354,10 @@
     send(base + "/pay", {
       method: "POST",
       headers: { "Content-Type": "application/json", "Idempotency-Key": key },
-      body: JSON.stringify({ payment_method: pm }),
+      // a saved card goes by its id, without a CVC; a new one may be saved for the order's customer
+      body: JSON.stringify(saved ? { payment_method: saved }
+        : saveBox && method === "card" && saveBox.checked ? { payment_method: pm, save_payment_method: true }
+        : { payment_method: pm }),
       cache: "no-store",
     }).then(function (res) {
       payButton.disabled = false;
