@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from paygate.cli_merchant import merchant_app
+from paygate.cli_reconcile import reconcile
 from paygate.cli_vault import vault_app
 from paygate.config import BANK_SECRETS, GATEWAY_SECRETS, Settings, get_settings, production_refusal
 from paygate.simbank.config import BankConfig
@@ -21,6 +22,7 @@ from paygate.simbank.config import BankConfig
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(vault_app, name="vault")
+app.command()(reconcile)  # §18
 
 DEMO_EMAIL = "demo@paygate.local"
 
@@ -61,7 +63,10 @@ def bank_config(settings: Settings, name: str) -> BankConfig:
     return BankConfig(webhook_secret=settings.bank_webhook_secret, name=name,
                       failure_rate=settings.bank_failure_rate, lost_rate=settings.bank_lost_rate,
                       latency_ms=settings.bank_latency_ms, duplicate_rate=settings.bank_duplicate_rate,
-                      upi_delay_ms=settings.bank_upi_delay_ms, statement_timeout_ms=settings.db_statement_timeout_ms,
+                      upi_delay_ms=settings.bank_upi_delay_ms, dispute_delay_ms=settings.bank_dispute_delay_ms,
+                      dispute_decision_ms=settings.bank_dispute_decision_ms, fee_bps=settings.bank_fee_bps,
+                      settlement_interval_s=settings.bank_settlement_interval_s,
+                      statement_timeout_ms=settings.db_statement_timeout_ms,
                       lock_timeout_ms=settings.db_lock_timeout_ms)
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from paygate.api import metrics_reconciliation
 from paygate.api.deps import gateway
 from paygate.api.responses import json
 from paygate.http.context import context
@@ -36,5 +37,6 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await metrics_reconciliation.refresh(gateway(request))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
