@@ -127,3 +127,16 @@ async def export_page(
     params.append(limit)
     return await fetch_all(
         conn, f"SELECT {_EXPORT_COLUMNS} FROM payments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s", params)
+
+
+async def daily_volume(conn: Conn, merchant_id: str, since: datetime) -> list[Row]:
+    """Per UTC day and currency since `since`: captured sum, approved and declined counts (the home chart)."""
+    return await fetch_all(
+        conn,
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, currency, "
+        "coalesce(sum(amount_captured), 0)::bigint AS captured, "
+        "count(*) FILTER (WHERE status IN ('authorized','captured','partially_refunded','refunded','voided',"
+        "'capturing','voiding'))::int AS approved, count(*) FILTER (WHERE status = 'failed')::int AS declined "
+        "FROM payments WHERE merchant_id = %s AND created_at >= %s GROUP BY 1, 2 ORDER BY 1",
+        (merchant_id, since),
+    )
