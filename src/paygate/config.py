@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     dispute_fee: int = Field(default=0, ge=0, description="minor units debited per dispute opened")
     settlement_grace_s: float = Field(default=172800.0, ge=0,
                                       description="an operation in no batch after this is missing_from_settlement")
+    settlement_match_wait_s: float = Field(default=60.0, ge=0, description="a batch whose lines find no "
+                                           "journal yet waits this long for our side to catch up")
     settlement_poll_s: float = Field(default=60.0, gt=0, description="how often the worker lists the banks' batches")
     # Receipts and checkout links by email (docs/emails.md): smtp://host:port or smtps://user:password@host:port;
     # unset, no email is sent (the worker records due emails as skipped).

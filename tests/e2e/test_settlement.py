@@ -21,7 +21,8 @@ FEE_BPS = 30  # 0.3 %: 5000 → 15, 2500 → 7.5 → 8 (half up)
 
 @pytest.fixture
 def money(make_stack: MakeStack) -> Iterator[Money]:
-    m = Money.start(make_stack, PAYGATE_BANK_FEE_BPS=str(FEE_BPS), PAYGATE_SETTLEMENT_GRACE_S="4")
+    m = Money.start(make_stack, PAYGATE_BANK_FEE_BPS=str(FEE_BPS), PAYGATE_SETTLEMENT_GRACE_S="4",
+                      PAYGATE_SETTLEMENT_MATCH_WAIT_S="2")
     yield m
     m.close()
 

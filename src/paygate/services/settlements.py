@@ -79,7 +79,13 @@ def _lines(batch: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-async def _match(conn: Conn, s: Row, seq: int, line: dict[str, Any], now: datetime) -> None:
+class _Defer(Exception):
+    """A line of a payment of ours finds no journal of the same amount yet: our side may still be finishing
+    the operation (a lost answer the recovery worker resolves, a dispute callback on its way). The batch
+    waits (rolled back, retried next tick) until PAYGATE_SETTLEMENT_MATCH_WAIT_S after its announcement."""
+
+
+async def _match(conn: Conn, s: Row, seq: int, line: dict[str, Any], now: datetime, *, patient: bool) -> None:
     ref, amount = line["reference"], line["amount"]
     p = await settlements.payment_for(conn, ref) if ref.startswith("pay_") else None
     if p is None or p["acquirer"] != s["acquirer"]:
@@ -91,6 +97,8 @@ async def _match(conn: Conn, s: Row, seq: int, line: dict[str, Any], now: dateti
         return
     candidates = await settlements.unsettled_journals(conn, p["id"], line["type"])
     exact = next((j for j in candidates if j["expected"] == amount), None)
+    if exact is None and patient:
+        raise _Defer(ref)
     journal = exact or (candidates[0] if candidates else None)
     await settlements.insert_line(conn, s["id"], seq, line, merchant_id=p["merchant_id"], payment_id=p["id"],
                                   journal_id=journal["id"] if journal else None, matched=exact is not None)
@@ -115,12 +123,22 @@ async def process(gw: Gateway, settlement: Row) -> bool:
         log.warning("settlement_fetch_failed", settlement=settlement["id"], error=type(exc).__name__)
         return False
     now = utcnow()
+    patient = now - settlement["created_at"] < timedelta(seconds=gw.settings.settlement_match_wait_s)
+    try:
+        return await _process(gw, settlement, lines, now, patient=patient)
+    except _Defer as exc:
+        log.info("settlement_deferred", settlement=settlement["id"], reference=str(exc))
+        return False
+
+
+async def _process(gw: Gateway, settlement: Row, lines: list[dict[str, Any]], now: datetime, *,
+                   patient: bool) -> bool:
     async with gw.pool.connection() as conn, conn.transaction():
         s = await settlements.lock(conn, settlement["id"])
         if s is None or s["status"] != "announced":
             return True
         for seq, line in enumerate(lines):
-            await _match(conn, s, seq, line, now)
+            await _match(conn, s, seq, line, now, patient=patient)
         await settlements.mark_processed(conn, s["id"], now)
         for merchant_id in await settlements.merchants_of(conn, s["id"]):
             view = await merchant_view(conn, s["id"], merchant_id)
