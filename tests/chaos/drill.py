@@ -458,7 +458,7 @@ def settlement_env(cfg: DrillConfig) -> dict[str, str]:
     """The bank charges a fee; batches close every 5 s during a normal run (so they meet the kills too), only
     at the end with discrepancies (the dropped and adjusted lines must still be unsettled then)."""
     return {"PAYGATE_BANK_FEE_BPS": str(FEE_BPS), "PAYGATE_SETTLEMENT_POLL_S": "2",
-            "PAYGATE_SETTLEMENT_MATCH_WAIT_S": "10",
+            "PAYGATE_SETTLEMENT_MATCH_WAIT_S": "30",
             "PAYGATE_BANK_SETTLEMENT_INTERVAL_S": "0" if cfg.discrepancies else "5",
             **({"PAYGATE_SETTLEMENT_GRACE_S": str(GRACE_S)} if cfg.discrepancies else {})}
 

@@ -172,3 +172,18 @@ def test_a_bad_settlement_request_is_400(money: Money) -> None:
         assert money.bank.post("/v1/settlements", json=body).status_code == 400, body
     assert money.bank.get("/v1/settlements/bstl_missing").status_code == 404
     assert money.shop.sk.get("/v1/settlements/stl_missing").status_code == 404
+
+
+def test_a_batch_whose_announcement_never_arrives_is_found_by_the_poll(make_stack: MakeStack) -> None:
+    # the bank calls back a dead address: settlement.created is never delivered, the worker's poll finds it
+    m = Money.start(make_stack, PAYGATE_PUBLIC_URL="http://127.0.0.1:9", PAYGATE_SETTLEMENT_POLL_S="1")
+    try:
+        a = m.pay(5_000)
+        batches = _settle(m)
+        _processed(m, batches[0]["id"])
+        assert m.db.value("SELECT count(*) FROM bank_events WHERE type = 'settlement.created'") == 0
+        [mine] = _mine(m)
+        assert (mine["status"], mine["gross"]) == ("reconciled", 5_000)
+        assert m.ledger(a["id"])["acquirer_receivable"] == 0
+    finally:
+        m.close()

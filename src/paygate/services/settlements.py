@@ -97,8 +97,8 @@ async def _match(conn: Conn, s: Row, seq: int, line: dict[str, Any], now: dateti
         return
     candidates = await settlements.unsettled_journals(conn, p["id"], line["type"])
     exact = next((j for j in candidates if j["expected"] == amount), None)
-    if exact is None and patient:
-        raise _Defer(ref)
+    if exact is None and (patient or await settlements.in_flight(conn, p["id"])):
+        raise _Defer(ref)  # an operation of ours still in flight (recovery resolves it) defers without limit
     journal = exact or (candidates[0] if candidates else None)
     await settlements.insert_line(conn, s["id"], seq, line, merchant_id=p["merchant_id"], payment_id=p["id"],
                                   journal_id=journal["id"] if journal else None, matched=exact is not None)

@@ -44,6 +44,13 @@ async def payment_for(conn: Conn, payment_id: str) -> Row | None:
                            (payment_id,))
 
 
+async def in_flight(conn: Conn, payment_id: str) -> bool:
+    """Whether the payment has a bank operation whose outcome we have not recorded yet."""
+    row = await fetch_one(conn, "SELECT 1 AS x FROM bank_operations WHERE payment_id = %s AND status = 'pending' "
+                                "LIMIT 1", (payment_id,))
+    return row is not None
+
+
 async def unsettled_journals(conn: Conn, payment_id: str, kind: str) -> list[Row]:
     """The payment's journals of `kind` that no settlement line has taken yet, oldest first, each with the
     signed amount the acquirer owes for it (debits minus credits of acquirer_receivable)."""
