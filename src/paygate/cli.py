@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from paygate.cli_merchant import merchant_app
+from paygate.cli_reconcile import reconcile
 from paygate.cli_vault import vault_app
 from paygate.config import BANK_SECRETS, GATEWAY_SECRETS, Settings, get_settings, production_refusal
 from paygate.simbank.config import BankConfig
@@ -21,6 +22,7 @@ from paygate.simbank.config import BankConfig
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="paygate: a self-hostable payment gateway.")
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(vault_app, name="vault")
+app.command()(reconcile)  # §18
 
 DEMO_EMAIL = "demo@paygate.local"
 
@@ -61,7 +63,10 @@ def bank_config(settings: Settings, name: str) -> BankConfig:
     return BankConfig(webhook_secret=settings.bank_webhook_secret, name=name,
                       failure_rate=settings.bank_failure_rate, lost_rate=settings.bank_lost_rate,
                       latency_ms=settings.bank_latency_ms, duplicate_rate=settings.bank_duplicate_rate,
-                      upi_delay_ms=settings.bank_upi_delay_ms, statement_timeout_ms=settings.db_statement_timeout_ms,
+                      upi_delay_ms=settings.bank_upi_delay_ms, dispute_delay_ms=settings.bank_dispute_delay_ms,
+                      dispute_decision_ms=settings.bank_dispute_decision_ms, fee_bps=settings.bank_fee_bps,
+                      settlement_interval_s=settings.bank_settlement_interval_s,
+                      statement_timeout_ms=settings.db_statement_timeout_ms,
                       lock_timeout_ms=settings.db_lock_timeout_ms)
 
 
@@ -300,6 +305,8 @@ def drill(
     kill_after: Annotated[float, typer.Option(help="--failover: kill the primary after this share of payments.")]
     = 0.4,
     promote_after: Annotated[float, typer.Option(help="--failover: seconds from the kill to the promotion.")] = 1.0,
+    discrepancies: Annotated[bool, typer.Option(help="End with a batch that drops, adjusts and adds a line: "
+                                                     "the reconciliation must find exactly those.")] = False,
 ) -> None:
     """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost.
 
@@ -312,7 +319,8 @@ def drill(
     drill_module = _source_checkout_module("tests/chaos/drill.py")
     cfg = drill_module.DrillConfig(server_url=server_url, payments=payments, clients=clients,
                                    kill_every_s=(kill_min, kill_max), failure_rate=failure_rate, lost_rate=lost_rate,
-                                   latency_ms=latency_ms, seed=seed, keep_database=keep_database)
+                                   latency_ms=latency_ms, seed=seed, keep_database=keep_database,
+                                   discrepancies=discrepancies)
     raise typer.Exit(drill_module.run(cfg))
 
 

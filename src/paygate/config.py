@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     bank_latency_ms: str = "0-0"
     bank_duplicate_rate: float = 0.0
     bank_upi_delay_ms: str = "1000-3000"
+    bank_dispute_delay_ms: str = "1000-3000"
+    bank_dispute_decision_ms: str = "1000-3000"
+    bank_fee_bps: int = Field(default=0, ge=0, le=10_000)
+    bank_settlement_interval_s: float = Field(default=0.0, ge=0)
+    # Disputes and settlement (API.md §17, §18).
+    dispute_fee: int = Field(default=0, ge=0, description="minor units debited per dispute opened")
+    settlement_grace_s: float = Field(default=172800.0, ge=0,
+                                      description="an operation in no batch after this is missing_from_settlement")
+    settlement_match_wait_s: float = Field(default=60.0, ge=0, description="a batch whose lines find no "
+                                           "journal yet waits this long for our side to catch up")
+    settlement_poll_s: float = Field(default=60.0, gt=0, description="how often the worker lists the banks' batches")
     # Receipts and checkout links by email (docs/emails.md): smtp://host:port or smtps://user:password@host:port;
     # unset, no email is sent (the worker records due emails as skipped).
     smtp_url: str | None = None

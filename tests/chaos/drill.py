@@ -64,6 +64,9 @@ class DrillConfig:
     settle_timeout_s: float = 240.0
     seed: int | None = None
     keep_database: bool = False
+    # §18: the drill ends with a settlement and a reconciliation; with `discrepancies` the final batch has one
+    # dropped, one adjusted and one extra line, and the reconciliation must find exactly those three
+    discrepancies: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
@@ -157,6 +160,7 @@ class Drill:
             # the receiver listens on 127.0.0.1: a destination production refuses unless allowed
             "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true", **serve_secrets.fresh(),
         })
+        env.update(settlement_env(self.cfg))
         return env
 
     def setup(self) -> None:
@@ -419,6 +423,9 @@ class Drill:
             load_s = time.monotonic() - started
             settled = await self.settle()
             counts, problems = await self.check()
+            reconciled, mismatches = await reconcile_with_bank(self)  # §18
+            counts.update(reconciled)
+            problems += mismatches
             if not settled:
                 problems.insert(0, "did not settle in time")
             counts["load_seconds"] = round(load_s)
@@ -439,6 +446,103 @@ class Drill:
                 await asyncio.wait(list(self.busy))
             await self.receiver.stop()
             await asyncio.to_thread(self.teardown)
+
+
+# --- settlement and reconciliation (API.md §18) ------------------------------------------------------
+
+FEE_BPS = 30
+GRACE_S = 15  # with discrepancies: a dropped line is missing this long after its capture
+
+
+def settlement_env(cfg: DrillConfig) -> dict[str, str]:
+    """The bank charges a fee; batches close every 5 s during a normal run (so they meet the kills too), only
+    at the end with discrepancies (the dropped and adjusted lines must still be unsettled then)."""
+    return {"PAYGATE_BANK_FEE_BPS": str(FEE_BPS), "PAYGATE_SETTLEMENT_POLL_S": "2",
+            "PAYGATE_SETTLEMENT_MATCH_WAIT_S": "30",
+            "PAYGATE_BANK_SETTLEMENT_INTERVAL_S": "0" if cfg.discrepancies else "5",
+            **({"PAYGATE_SETTLEMENT_GRACE_S": str(GRACE_S)} if cfg.discrepancies else {})}
+
+
+async def _fresh_capture(drill: Drill, http: httpx.AsyncClient) -> str:
+    number, month, year, cvc = fresh_card(drill.rng)
+    body = {"amount": drill.rng.randint(1_000, 9_000), "currency": "USD",
+            "payment_method": {"type": "card", "card": {"number": number, "exp_month": month, "exp_year": year,
+                                                        "cvc": cvc}}}
+    for _ in range(10):  # the bank still fails some: a declined processing_error is retried with a new key
+        r = await drill.call(http, "/v1/payments", body, f"drill-stl-{secrets.token_hex(8)}")
+        if r.status_code == 201 and r.json()["status"] == "captured":
+            return str(r.json()["id"])
+    raise RuntimeError("no capture for the reconciliation drill")
+
+
+def _db_rows(drill: Drill, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(drill.db_url) as conn:
+        return conn.execute(sql.encode(), params).fetchall()
+
+
+async def reconcile_with_bank(drill: Drill) -> tuple[dict[str, int], list[str]]:
+    """Close a final batch (with the injected discrepancies, if asked), wait until paygate has reconciled
+    every batch, then run `paygate reconcile --json`: a normal run must have no open exception, and the
+    bank's net for our payments must equal paygate's `settled`; with discrepancies, exactly the injected
+    three must be open."""
+    problems: list[str] = []
+    injected: set[tuple[str, str]] = set()
+    body: dict[str, Any] = {}
+    auth = {"Authorization": f"Bearer {drill.secret_key}"}
+    async with httpx.AsyncClient(base_url=drill.api_url, headers=auth, timeout=30) as http, \
+            httpx.AsyncClient(base_url=drill.bank_url, timeout=30) as bank:
+        if drill.cfg.discrepancies:
+            dropped, adjusted = await _fresh_capture(drill, http), await _fresh_capture(drill, http)
+            unknown = f"pay_drill_unknown_{secrets.token_hex(6)}"
+            body = {"drop": [dropped], "adjust": {adjusted: -100},
+                    "extra": [{"reference": unknown, "type": "capture", "amount": 1234}]}
+            injected = {("missing_from_settlement", dropped), ("amount_mismatch", adjusted),
+                        ("unknown_reference", unknown)}
+        r = await bank.post("/v1/settlements", json=body)
+        r.raise_for_status()
+        listed = (await bank.get("/v1/settlements")).json()["data"]
+        bank_ids = [b["id"] for b in listed]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = _db_rows(drill, "SELECT count(*) FROM settlements WHERE status = 'processed' AND "
+                                   "bank_settlement_id = ANY(%s)", bank_ids)[0][0]
+            if done == len(bank_ids):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            problems.append(f"paygate processed only {done} of the bank's {len(bank_ids)} batches")
+        if injected:  # the dropped line becomes missing once the grace period has passed
+            deadline = time.monotonic() + GRACE_S + 30
+            while time.monotonic() < deadline:
+                if _db_rows(drill, "SELECT 1 FROM reconciliation_exceptions WHERE type = 'missing_from_settlement' "
+                                   "AND status = 'open' AND reference = %s", body["drop"][0]):
+                    break
+                await asyncio.sleep(0.5)
+        bank_net = 0
+        for bid in bank_ids:
+            lines = (await bank.get(f"/v1/settlements/{bid}")).json()["lines"]
+            bank_net += sum(x["net"] for x in lines if (("amount_mismatch", x["reference"]) not in injected
+                                                        and ("unknown_reference", x["reference"]) not in injected))
+        settled = sum(x["amount"] for x in (await http.get("/v1/balance")).json().get("settled", []))
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "paygate", "reconcile", "--json"],
+                                  env=drill._env(), capture_output=True, text=True, check=False)
+    try:
+        found = {(e["type"], e["reference"]) for e in orjson.loads(out.stdout)["exceptions"]}
+    except (orjson.JSONDecodeError, KeyError):
+        found = set()
+        problems.append(f"paygate reconcile --json printed no report: {out.stdout[-300:]} {out.stderr[-300:]}")
+    if found != injected:
+        problems.append(f"reconciliation found {sorted(found)}, injected {sorted(injected)}")
+    if out.returncode != (1 if injected else 0):
+        problems.append(f"paygate reconcile exited {out.returncode}")
+    if settled != bank_net:
+        problems.append(f"paygate settled {settled}, the bank's batches net {bank_net}")
+    closed = _db_rows(drill, "SELECT count(*) FROM reconciliation_exceptions WHERE status = 'closed'")[0][0]
+    lines = _db_rows(drill, "SELECT count(*), count(*) FILTER (WHERE matched) FROM settlement_lines")[0]
+    return {"settlement.batches": len(bank_ids), "settlement.lines": lines[0], "settlement.lines_matched": lines[1],
+            "settlement.settled_net": settled, "settlement.bank_net": bank_net,
+            "reconciliation.exceptions_open": len(found), "reconciliation.exceptions_injected": len(injected),
+            "reconciliation.closed_by_a_later_line": closed}, problems
 
 
 async def _main(cfg: DrillConfig) -> int:

@@ -43,7 +43,8 @@ def bank_db() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
     conninfo = f"{PG} dbname={name}"
     try:
-        assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql", "0002_verifications.sql"]
+        assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql", "0002_verifications.sql",
+                                                          "0003_disputes_settlement.sql"]
         assert migrate.apply(conninfo, "bank", MIGRATIONS) == []
         yield conninfo
     finally:

@@ -117,6 +117,15 @@ class Callback:
     amount: int
     failure_code: str | None
     body: dict[str, Any]
+    # dispute.* (§12 v2): the bank's dispute and its reason; settlement.created: the batch and its currency
+    dispute_id: str | None = None
+    reason: str | None = None
+    settlement_id: str | None = None
+    currency: str | None = None
+
+
+class DisputeClosed(AcquirerError):
+    """The acquirer no longer takes an answer to this dispute (decided, or answered the other way)."""
 
 
 class Acquirer(Protocol):
@@ -149,6 +158,23 @@ class Acquirer(Protocol):
     async def verify(self, *, key: str, reference: str, payment_method: Mapping[str, Any]) -> AcquirerResult:
         """Check that a card can be charged without holding any money (`succeeded`, or `failed` with a
         decline code). For saving a card (§16)."""
+        ...
+
+    async def submit_evidence(self, *, dispute_id: str, text: str) -> str:
+        """Send evidence for the acquirer's dispute `dispute_id`; returns its status there (`under_review`,
+        or the decision if it came already). Raises DisputeClosed, Unavailable."""
+        ...
+
+    async def accept_dispute(self, *, dispute_id: str) -> str:
+        """Concede the dispute; returns its status there (`lost`). Raises DisputeClosed, Unavailable."""
+        ...
+
+    async def settlements(self) -> list[dict[str, Any]]:
+        """The acquirer's settlement batches, `{"id", "currency"}` each (for announcements we missed)."""
+        ...
+
+    async def settlement(self, settlement_id: str) -> dict[str, Any]:
+        """One batch: `{"id", "currency", "lines": [{"reference", "type", "amount", "fee", "net"}]}`."""
         ...
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> Callback:

@@ -18,6 +18,7 @@ from typing import Any
 from paygate.acquirers.base import (
     AcquirerResult,
     Callback,
+    DisputeClosed,
     NotSent,
     OpKind,
     OutcomeUnknown,
@@ -69,6 +70,9 @@ class MemoryAcquirer:
     _fenced: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     held: dict[str, int] = field(default_factory=dict)  # reference → amount authorized and not released
+    # disputes: bank dispute id → status there (tests set it up); settlement batches: id → batch
+    disputes: dict[str, str] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def script(self, kind: OpKind, *steps: Behaviour | Step) -> None:
         for step in steps:
@@ -123,6 +127,28 @@ class MemoryAcquirer:
     async def verify(self, *, key: str, reference: str, payment_method: Mapping[str, Any]) -> AcquirerResult:
         self.calls.append(Call("verify", key, reference, 0))
         return self._mutate(OpKind.VERIFICATION, key, reference, 0)
+
+    async def submit_evidence(self, *, dispute_id: str, text: str) -> str:
+        return self._answer(dispute_id, "under_review")
+
+    async def accept_dispute(self, *, dispute_id: str) -> str:
+        return self._answer(dispute_id, "lost")
+
+    def _answer(self, dispute_id: str, target: str) -> str:
+        self.calls.append(Call(target, dispute_id, None, None))
+        status = self.disputes.get(dispute_id, "needs_response")
+        if status == "needs_response":
+            self.disputes[dispute_id] = target
+            return target
+        if status == target:
+            return status
+        raise DisputeClosed(f"{self.name}: dispute {dispute_id} is {status}")
+
+    async def settlements(self) -> list[dict[str, Any]]:
+        return [{"id": b["id"], "currency": b["currency"]} for b in self.batches.values()]
+
+    async def settlement(self, settlement_id: str) -> dict[str, Any]:
+        return self.batches[settlement_id]
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> Callback:
         """Unsigned: in-process tests hand bodies over directly (the simulator's body shape)."""

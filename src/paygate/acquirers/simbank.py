@@ -23,6 +23,7 @@ from paygate.acquirers.base import (
     AcquirerResult,
     BadSignature,
     Callback,
+    DisputeClosed,
     MalformedCallback,
     NotSent,
     OpKind,
@@ -41,6 +42,9 @@ _OUTCOMES: dict[str, Any] = {"succeeded": "succeeded", "failed": "failed", "pend
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 CALLBACK_TOLERANCE_S = 300
 CALLBACK_TYPES = {"operation.succeeded": "succeeded", "operation.failed": "failed"}
+DISPUTE_TYPES = frozenset({"dispute.created", "dispute.won", "dispute.lost"})
+DISPUTE_REASONS = frozenset({"fraudulent", "product_not_received", "duplicate", "general"})
+SETTLEMENT_TYPE = "settlement.created"
 CALLBACK_OPERATIONS = frozenset({"authorization", "capture", "refund"})
 
 
@@ -137,6 +141,38 @@ class SimBank:
     async def verify(self, *, key: str, reference: str, payment_method: Mapping[str, Any]) -> AcquirerResult:
         body = {"reference": reference, "payment_method": dict(payment_method)}
         return _operation_result(await self._post("/v1/verifications", key, body))
+
+    # --- disputes and settlement (§12 v2) ------------------------------------------------------------
+
+    async def _dispute_answer(self, path: str, body: dict[str, Any]) -> str:
+        """The dispute's status after our answer. Our own idempotency is the bank's state (a repeated
+        answer returns the dispute unchanged), so the retries of _post are safe."""
+        try:
+            data = await self._post(path, "dispute:" + path, body)
+        except Rejected as exc:
+            if exc.status_code == 409:
+                raise DisputeClosed(f"bank {self.name}: {path} refused: dispute closed") from None
+            raise
+        status = data.get("status")
+        if not isinstance(status, str):
+            raise OutcomeUnknown(f"bank {self.name}: unreadable dispute")
+        return status
+
+    async def submit_evidence(self, *, dispute_id: str, text: str) -> str:
+        return await self._dispute_answer(f"/v1/disputes/{quote(dispute_id, safe='')}/evidence", {"text": text})
+
+    async def accept_dispute(self, *, dispute_id: str) -> str:
+        return await self._dispute_answer(f"/v1/disputes/{quote(dispute_id, safe='')}/accept", {})
+
+    async def settlements(self) -> list[dict[str, Any]]:
+        data = await self._get("/v1/settlements")
+        batches = data.get("data")
+        if not isinstance(batches, list):
+            raise Rejected("malformed settlements list", body=data)
+        return [b for b in batches if isinstance(b, dict) and isinstance(b.get("id"), str)]
+
+    async def settlement(self, settlement_id: str) -> dict[str, Any]:
+        return await self._get(f"/v1/settlements/{quote(settlement_id, safe='')}")
 
     # --- callbacks --------------------------------------------------------------------------------
 
@@ -266,10 +302,14 @@ def parse_callback_body(acquirer: str, body: bytes) -> Callback:
     event_id, type_, data = doc.get("id"), doc.get("type"), doc.get("data")
     if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
         raise _bad("id must be a string of 1-255 characters.", "id")
-    if type_ not in CALLBACK_TYPES:
-        raise _bad("type must be operation.succeeded or operation.failed.", "type")
+    if type_ not in CALLBACK_TYPES and type_ not in DISPUTE_TYPES and type_ != SETTLEMENT_TYPE:
+        raise _bad("type must be operation.*, dispute.* or settlement.created.", "type")
     if not isinstance(data, dict):
         raise _bad("data must be an object.", "data")
+    if type_ in DISPUTE_TYPES or type_ == SETTLEMENT_TYPE:
+        if not text.acceptable(event_id):
+            raise _bad("id must not contain control characters.", "id")
+        return _money_callback(acquirer, event_id, type_, data, doc)
     reference, operation, amount = data.get("reference"), data.get("operation"), data.get("amount")
     failure_code = data.get("failure_code")
     if not isinstance(reference, str) or not 1 <= len(reference) <= 255:
@@ -289,3 +329,30 @@ def parse_callback_body(acquirer: str, body: bytes) -> Callback:
     outcome: Literal["succeeded", "failed"] = "succeeded" if CALLBACK_TYPES[type_] == "succeeded" else "failed"
     return Callback(acquirer=acquirer, id=event_id, type=type_, outcome=outcome, reference=reference,
                     operation=operation, amount=amount, failure_code=failure_code, body=doc)
+
+
+def _short(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= 255 or not text.acceptable(value):
+        raise _bad(f"data.{name} must be a string of 1-255 characters.", f"data[{name}]")
+    return value
+
+
+def _money_callback(acquirer: str, event_id: str, type_: str, data: dict[str, Any], doc: dict[str, Any]) -> Callback:
+    """dispute.* `{reference, dispute_id, amount, reason}`; settlement.created `{settlement_id, currency}`."""
+    if not text.storable(doc):
+        raise _bad("The body must not contain NUL characters or unpaired surrogates.")
+    if type_ == SETTLEMENT_TYPE:
+        settlement_id, currency = _short(data, "settlement_id"), _short(data, "currency")
+        return Callback(acquirer=acquirer, id=event_id, type=type_, outcome="succeeded", reference=settlement_id,
+                        operation="settlement", amount=0, failure_code=None, body=doc, settlement_id=settlement_id,
+                        currency=currency)
+    amount = data.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 99_999_999:
+        raise _bad("data.amount must be a positive integer.", "data[amount]")
+    reason = data.get("reason")
+    if reason not in DISPUTE_REASONS:
+        raise _bad("data.reason must be fraudulent, product_not_received, duplicate or general.", "data[reason]")
+    return Callback(acquirer=acquirer, id=event_id, type=type_, outcome="succeeded",
+                    reference=_short(data, "reference"), operation="dispute", amount=amount, failure_code=None,
+                    body=doc, dispute_id=_short(data, "dispute_id"), reason=reason)

@@ -18,6 +18,7 @@ from paygate.api import (
     routes_bank_events,
     routes_customers,
     routes_events,
+    routes_money,
     routes_ops,
     routes_orders,
     routes_payments,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, acquirers: Mapping[str, Acquire
     app.include_router(routes_webhooks.router)
     app.include_router(routes_routing.router)
     app.include_router(routes_customers.router)
+    app.include_router(routes_money.router)  # disputes and settlements (§17, §18)
     describe_acquirers(app, list(settings.acquirer_urls))  # PUT /v1/routing's schema names them
     app.include_router(routes_bank_events.router)
     app.include_router(web_routes.router)

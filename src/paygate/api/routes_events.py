@@ -16,7 +16,7 @@ from paygate.domain.retry import parse_schedule
 from paygate.domain.webhooks import ALL_EVENT_TYPES
 from paygate.errors import InvalidRequest, NotFound
 from paygate.services.gateway import Principal, utcnow
-from paygate.store import events, ledger, queue
+from paygate.store import events, ledger, queue, settlements
 
 router = APIRouter(prefix="/v1", tags=["events"])
 Secret = Annotated[Principal, Depends(secret_key)]
@@ -47,8 +47,10 @@ async def get_event(request: Request, event_id: str, who: Secret) -> Response:
 async def get_balance(request: Request, who: Secret) -> Response:
     async with gateway(request).pool.connection() as conn:
         rows = await ledger.balance(conn, who.merchant_id)
+        settled = await settlements.settled(conn, who.merchant_id)  # §18: paid out by the bank, net of its fees
     return json({"object": "balance",
-                 "available": [{"amount": r["amount"], "currency": r["currency"]} for r in rows]})
+                 "available": [{"amount": r["amount"], "currency": r["currency"]} for r in rows],
+                 "settled": [{"amount": r["amount"], "currency": r["currency"]} for r in settled if r["amount"]]})
 
 
 @router.get("/ledger_entries", summary="List the postings of the merchant's journal entries, newest first")

@@ -9,6 +9,7 @@ from paygate.api import metrics as api_metrics
 from paygate.api.deps import gateway
 from paygate.api.responses import json
 from paygate.http.context import context
+from paygate.services import reconciliation_metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -36,6 +37,7 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await reconciliation_metrics.refresh(gateway(request))  # a database figure, the same in every process
     body, content_type = api_metrics.render()  # all API processes' metrics (api/metrics.py)
     return Response(body, media_type=content_type)

@@ -28,6 +28,7 @@ def payment(row: Row) -> dict[str, Any]:
         "amount_capturable": amount_capturable(status, row["amount"]),
         "amount_captured": row["amount_captured"],
         "amount_refunded": row["amount_refunded"],
+        "amount_disputed": row.get("amount_disputed", 0),  # §17: held back by open and lost disputes
         "capture_method": row["capture_method"],
         "payment_method": row["payment_method"],
         "order_id": row["order_id"],

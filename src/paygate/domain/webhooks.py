@@ -21,6 +21,7 @@ EVENT_TYPES = (
     "payment.pending", "payment.authorized", "payment.captured", "payment.failed", "payment.voided",
     "payment.expired", "refund.succeeded", "refund.failed", "order.paid",
     "payment_method.attached", "payment_method.detached",
+    "dispute.created", "dispute.under_review", "dispute.won", "dispute.lost", "settlement.reconciled",
 )
 # Sent only on request, to one endpoint (POST /v1/webhook_endpoints/{id}/test, API.md §11 v2): never fanned
 # out, so it is not one of EVENT_TYPES and no endpoint can subscribe to it.

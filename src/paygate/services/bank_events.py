@@ -29,6 +29,7 @@ import structlog
 from paygate.acquirers.base import BadSignature, Callback, CallbackError
 from paygate.domain.payments import Status
 from paygate.errors import AuthenticationError, InvalidRequest
+from paygate.services import disputes, settlements
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_events, bank_ops, payments
@@ -95,6 +96,10 @@ async def _operation_for(conn: Conn, p: Row, event: Callback) -> tuple[Row | Non
 
 async def _apply(conn: Conn, gw: Gateway, event: Callback, now: datetime) -> tuple[str, str | None]:
     """(outcome, detail) of applying the event inside the caller's transaction."""
+    if event.type.startswith("dispute."):  # §17: disputes have their own use case
+        return await disputes.apply_callback(conn, gw, event, now)
+    if event.type == "settlement.created":  # §18: noted here, fetched and reconciled by the worker
+        return await settlements.announce(conn, event, now)
     p = await payments.lock(conn, event.reference) if event.reference.startswith("pay_") else None
     if p is None:
         return UNKNOWN_REFERENCE, None

@@ -39,6 +39,7 @@ async def create(
                 raise InvalidState("payment_not_refundable",
                                    f"Payment {payment_id} is {status.value}; only captured payments can be refunded.")
             remaining = refundable_remaining(p["amount_captured"], p["amount_refunded"], p["amount_refund_reserved"])
+            remaining -= p.get("amount_disputed", 0)  # open and lost disputes are not refundable (§17)
             refund_amount = remaining if amount is None else amount
             if remaining <= 0 or refund_amount > remaining:
                 raise InvalidState("amount_exceeds_refundable",

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from paygate.simbank import cards, store
+from paygate.simbank import cards, money, routes_money, store
 from paygate.simbank.callbacks import CallbackWorker
 from paygate.simbank.config import BankConfig
-from paygate.simbank.faults import Faults
+from paygate.simbank.faults import Faults, parse_range_ms
 from paygate.simbank.rules import digits_only, luhn_valid, valid_vpa
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
                 capture=capture,
                 now=now,
                 card_key=card_key,
+                callback_url=callback_url,
             )
 
         return card_action
@@ -242,6 +243,9 @@ def create_app(
 ) -> FastAPI:
     """The bank service. `run_migrations` applies the bank's migrations at startup (idempotent)."""
     faults = Faults.from_config(config)
+    money.TIMING.dispute_delay_s = parse_range_ms(config.dispute_delay_ms)
+    money.TIMING.decision_delay_s = parse_range_ms(config.dispute_decision_ms)
+    money.TIMING.fee_bps = config.fee_bps
     card_key = cards.card_key(config.webhook_secret)
     pool = store.make_pool(conninfo, config.schema, max_size=pool_max_size,
                            statement_timeout_ms=config.statement_timeout_ms, lock_timeout_ms=config.lock_timeout_ms)
@@ -253,7 +257,8 @@ def create_app(
 
             await asyncio.to_thread(sqlmigrate.apply, conninfo, config.schema, MIGRATIONS)
         await pool.open(wait=True)
-        worker = CallbackWorker(pool, faults, config.webhook_secret)
+        worker = CallbackWorker(pool, faults, config.webhook_secret,
+                                settlement_interval_s=config.settlement_interval_s)
         worker.start()
         app.state.callback_worker = worker
         try:
@@ -353,6 +358,8 @@ def create_app(
             return _error(400, "invalid_request_error", "parameter_invalid", str(exc))
         log.info("bank %s faults now %s", config.name, faults.view())
         return _json(200, faults.view())
+
+    routes_money.install(app, pool)  # disputes and settlement batches (§12 v2)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import httpx
 
-from paygate.simbank import signing, store
+from paygate.simbank import money, signing, store
 from paygate.simbank.faults import Faults
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,10 @@ class CallbackWorker:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         poll_s: float = POLL_S,
+        settlement_interval_s: float = 0.0,
     ) -> None:
+        self._settlement_interval_s = settlement_interval_s
+        self._next_settlement = time.monotonic() + settlement_interval_s
         signing.secret_bytes(secret)  # fail at start, not at the first callback
         self._pool = pool
         self._faults = faults
@@ -74,6 +78,11 @@ class CallbackWorker:
             self._pool, duplicate=self._faults.duplicate, duplicate_delay=self._faults.duplicate_delay
         ):
             pass
+        while await money.due_work(self._pool):  # disputes to open, evidence to decide
+            pass
+        if self._settlement_interval_s > 0 and time.monotonic() >= self._next_settlement:
+            self._next_settlement = time.monotonic() + self._settlement_interval_s
+            await money.close_batches(self._pool)
         room = MAX_IN_FLIGHT - len(self._in_flight)
         if room <= 0:
             return

@@ -29,6 +29,10 @@ class BankConfig:
     latency_ms: str = "0-0"
     duplicate_rate: float = 0.0
     upi_delay_ms: str = "1000-3000"
+    dispute_delay_ms: str = "1000-3000"  # the test card's dispute, after its capture (§17)
+    dispute_decision_ms: str = "1000-3000"  # evidence decided after this (§17)
+    fee_bps: int = 0  # the bank's fee on each settled capture (§12 v2)
+    settlement_interval_s: float = 0.0  # close batches on this interval; 0 = only on request
     statement_timeout_ms: int = 5000
     lock_timeout_ms: int = 3000
 

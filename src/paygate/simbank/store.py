@@ -266,12 +266,14 @@ async def _lock_authorization(conn: Conn, reference: str) -> DictRow | None:
 
 
 async def _insert_authorization(
-    conn: Conn, op: Operation, card_hash: bytes | None, state: str, captured_amount: int = 0
+    conn: Conn, op: Operation, card_hash: bytes | None, state: str, captured_amount: int = 0,
+    callback_url: str | None = None, dispute_on_capture: bool = False,
 ) -> None:
     await conn.execute(
         b"INSERT INTO authorizations (reference, operation_id, card_hash, amount, currency, state,"
-        b" captured_amount) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (op.reference, op.id, card_hash, op.amount, op.currency, state, captured_amount),
+        b" captured_amount, callback_url, dispute_on_capture) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (op.reference, op.id, card_hash, op.amount, op.currency, state, captured_amount, callback_url,
+         dispute_on_capture),
     )
 
 
@@ -299,7 +301,11 @@ async def authorize_card(
     capture: bool,
     now: datetime,
     card_key: bytes,
+    callback_url: str | None = None,
 ) -> Operation:
+    from paygate.simbank import money  # disputes and settlement (it imports this module)
+
+    disputed = number == money.AUTO_DISPUTE_CARD
     rule = cards.lookup(number)
     if rule.server_error:
         raise NotApplied("test card 4000000000000119")
@@ -343,10 +349,13 @@ async def authorize_card(
             conn, reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency
         )
         await _move(conn, card_hash, balance=-amount, captured=amount)
-        await _insert_authorization(conn, op, card_hash, "captured", captured_amount=amount)
+        await _insert_authorization(conn, op, card_hash, "captured", captured_amount=amount,
+                                    callback_url=callback_url, dispute_on_capture=disputed)
+        await money.after_capture(conn, reference, amount, currency)
     else:
         await _move(conn, card_hash, held=amount)
-        await _insert_authorization(conn, op, card_hash, "active")
+        await _insert_authorization(conn, op, card_hash, "active", callback_url=callback_url,
+                                    dispute_on_capture=disputed)
     return op
 
 
@@ -374,7 +383,7 @@ async def authorize_upi(
     op = await _insert_op(
         conn, reference=reference, type_="authorization", status="pending", amount=amount, currency=currency
     )
-    await _insert_authorization(conn, op, None, "pending")
+    await _insert_authorization(conn, op, None, "pending", callback_url=callback_url)
     await conn.execute(
         b"INSERT INTO settlements (operation_id, succeed, callback_url, settle_at)"
         b" VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
@@ -404,6 +413,9 @@ async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
         (amount, reference),
     )
     await conn.execute(b"UPDATE operations SET captured = true WHERE id = %s", (auth["operation_id"],))
+    from paygate.simbank import money
+
+    await money.after_capture(conn, reference, amount, auth["currency"])
     return await _insert_op(
         conn,
         reference=reference,
@@ -450,6 +462,9 @@ async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
         b"UPDATE authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",
         (amount, reference),
     )
+    from paygate.simbank import money
+
+    await money.record_movement(conn, reference, "refund", -amount, auth["currency"])
     return await _insert_op(
         conn,
         reference=reference,
@@ -544,6 +559,9 @@ async def _settle_one(
             amount=op.amount,
             currency=op.currency,
         )
+        from paygate.simbank import money
+
+        await money.after_capture(conn, op.reference, op.amount, op.currency or "")
     else:
         await conn.execute(
             b"UPDATE operations SET status = 'failed', failure_code = 'payment_declined' WHERE id = %s",

@@ -12,6 +12,7 @@ _UPDATABLE = frozenset({
     "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
     "failure_message", "authorization_expires_at", "status_history", "updated_at", "acquirer",
     "payment_method",  # gains the id of the card saved with the payment (services/saved_methods.py)
+    "amount_disputed",
 })
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
@@ -23,7 +24,7 @@ _COLUMNS = (
 
 _DEFAULTS: dict[str, Any] = {
     "amount_captured": 0, "amount_refunded": 0, "amount_refund_reserved": 0, "amount_fee": 0, "failure_code": None,
-    "failure_message": None, "authorization_expires_at": None,
+    "failure_message": None, "authorization_expires_at": None, "amount_disputed": 0,
 }
 
 
@@ -129,3 +130,16 @@ async def export_page(
     params.append(limit)
     return await fetch_all(
         conn, f"SELECT {_EXPORT_COLUMNS} FROM payments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s", params)
+
+
+async def daily_volume(conn: Conn, merchant_id: str, since: datetime) -> list[Row]:
+    """Per UTC day and currency since `since`: captured sum, approved and declined counts (the home chart)."""
+    return await fetch_all(
+        conn,
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, currency, "
+        "coalesce(sum(amount_captured), 0)::bigint AS captured, "
+        "count(*) FILTER (WHERE status IN ('authorized','captured','partially_refunded','refunded','voided',"
+        "'capturing','voiding'))::int AS approved, count(*) FILTER (WHERE status = 'failed')::int AS declined "
+        "FROM payments WHERE merchant_id = %s AND created_at >= %s GROUP BY 1, 2 ORDER BY 1",
+        (merchant_id, since),
+    )

@@ -33,6 +33,7 @@ from paygate.store import merchants, payments, refunds
 from paygate.store import webhooks as webhook_store
 from paygate.web import auth
 from paygate.web.forms import parse_amount, read_form, run_idempotent
+from paygate.web.home_chart import home_chart
 from paygate.web.render import html, money
 from paygate.webhooks import signing
 
@@ -129,6 +130,7 @@ async def _home_page(request: Request, session: auth.Session, *, error: str | No
         volume = await payments.volume_by_currency(conn, session.merchant_id)
         keys = await merchants.key_hints(conn, session.merchant_id)
         recent = await payments.page(conn, session.merchant_id, limit=5)
+        chart = await home_chart(conn, session.merchant_id)  # §11 v2 volume-chart
     decided = int(stats["succeeded"]) + int(stats["failed"])
     rate = f"{100 * int(stats['succeeded']) / decided:.1f}%" if decided else "—"
     totals = [money(int(v["captured"]), v["currency"]) for v in volume]
@@ -137,7 +139,7 @@ async def _home_page(request: Request, session: auth.Session, *, error: str | No
                  decided=decided, keys=keys, current_pk=current.get("publishable"),
                  current_sk_last4=current.get("secret"), recent=[views.payment(p) for p in recent[:5]], nav="home",
                  error=error, idem=_new_idem(), currencies=sorted(money_module.CURRENCY_EXPONENTS),
-                 rolled=rolled, grace_choices=GRACE_CHOICES,
+                 rolled=rolled, grace_choices=GRACE_CHOICES, chart=chart,
                  old_keys_stopped=bool(rolled and rolled.old_keys_expire_at and rolled.old_keys_expire_at <= utcnow()))
 
 

@@ -22,7 +22,7 @@ _IDEM = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 # The fields people type sentences (or, for the routing editor, a JSON document) into: like the API's free
 # text, they may keep tab, LF and CR — what the JSON then holds is checked by the API's own rules.
-FREE_TEXT_FIELDS = frozenset({"reason", "description", "routing"})
+FREE_TEXT_FIELDS = frozenset({"reason", "description", "evidence", "routing"})
 
 # A plain decimal, in ASCII digits (`\d` would take "٤" too): no sign, exponent, NaN or Infinity. The
 # length bound keeps it cheap; Decimal("1e999990") once took 32 s of CPU on the event loop (audit 7).

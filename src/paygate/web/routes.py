@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from paygate.web import assets, auth, checkout, dashboard, dashboard_customers, dashboard_routing, docs_page
+from paygate.web import (
+    assets,
+    auth,
+    checkout,
+    dashboard,
+    dashboard_customers,
+    dashboard_money,
+    dashboard_routing,
+    docs_page,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(assets.router)
@@ -17,3 +26,4 @@ router.include_router(dashboard.router)
 router.include_router(docs_page.router)
 router.include_router(dashboard_routing.router)
 router.include_router(dashboard_customers.router)
+router.include_router(dashboard_money.router)

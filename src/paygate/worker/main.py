@@ -13,6 +13,7 @@ from paygate import tracing
 from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.logs import configure_logging
+from paygate.services import settlements
 from paygate.services.gateway import Gateway
 from paygate.store.db import make_pool
 from paygate.worker import deliveries, emails, expiry, maintenance, recovery
@@ -44,6 +45,8 @@ def loops(gw: Gateway, stop: asyncio.Event, *, metrics: bool = False) -> list[Aw
         every(1.0, stop, "expiry", lambda: expiry.expire_once(gw)),
         every(2.0, stop, "completer", lambda: maintenance.complete_abandoned_keys(gw)),
         every(600.0, stop, "reaper", lambda: maintenance.reap(gw)),
+        every(1.0, stop, "reconcile", lambda: settlements.reconcile_once(gw)),  # §18
+        every(gw.settings.settlement_poll_s, stop, "settlement_poll", lambda: settlements.poll_banks(gw)),
         deliveries.run(gw, stop),
         emails.run(gw, stop),
     ]

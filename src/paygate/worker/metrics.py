@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import Gauge, start_http_server
 
+from paygate.services import reconciliation_metrics
 from paygate.services.gateway import Gateway, utcnow
 from paygate.store import ops_metrics
 from paygate.store.db import transaction
@@ -23,13 +24,8 @@ ACQUIRER_UP = Gauge("paygate_acquirer_up", "1 when the acquirer answered the rec
                     ["acquirer"])
 ACQUIRER_FAILURES = Gauge("paygate_acquirer_consecutive_failures",
                           "Calls of the recovery loop in a row the acquirer did not answer", ["acquirer"])
-RECONCILIATION_EXCEPTIONS = Gauge("paygate_reconciliation_exceptions_open",
-                                  "Reconciliation exceptions not yet resolved", ["type"])
 
 OPERATION_KINDS = ("authorization", "capture", "void", "expiry", "refund")
-# TODO(issue 13): settlement files and reconciliation do not exist yet; these stay 0 until they do, so that
-# dashboards and alerts can be written against the final names now.
-RECONCILIATION_TYPES = ("unknown_reference", "amount_mismatch", "missing_from_settlement")
 REFRESH_S = 5.0
 
 _failures: dict[str, int] = {}
@@ -48,8 +44,6 @@ def start(host: str, port: int, acquirers: list[str]) -> bool:
         return False
     for kind in OPERATION_KINDS:
         RECOVERY_BACKLOG.labels(kind).set(0)
-    for typ in RECONCILIATION_TYPES:
-        RECONCILIATION_EXCEPTIONS.labels(typ).set(0)
     for name in acquirers:  # known, not yet seen: up until a call says otherwise
         ACQUIRER_UP.labels(name).set(1)
         ACQUIRER_FAILURES.labels(name).set(0)
@@ -67,3 +61,4 @@ async def refresh(gw: Gateway) -> None:
     DELIVERY_LAG.set(max(0.0, float(hooks["lag_s"])))
     for kind in OPERATION_KINDS:
         RECOVERY_BACKLOG.labels(kind).set(backlog.get(kind, 0))
+    await reconciliation_metrics.refresh(gw)  # the same gauge as the API's, read the same way
