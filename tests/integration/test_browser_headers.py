@@ -26,7 +26,9 @@ async def test_the_checkout_may_be_framed_by_paygate_and_the_announced_shop_only
     assert _ancestors(bare.headers["content-security-policy"]) == "'self'"
     assert 'data-parent-origin=""' in bare.text  # checkout.js then posts to its own origin, never "*"
 
-    for bad in ("*", "https://a.example; script-src *", "https://a.example/path", "https://a.example\n",
+    # a control character is refused before the page is made at all (API.md §19, http/parameters.py)
+    assert (await api.http.get(path, params={"origin": "https://a.example\n"})).status_code == 400
+    for bad in ("*", "https://a.example; script-src *", "https://a.example/path",
                 "javascript:alert(1)", "https://a.example 'unsafe-inline'"):
         resp = await api.http.get(path, params={"origin": bad})
         assert resp.status_code == 200
