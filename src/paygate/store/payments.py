@@ -11,6 +11,7 @@ from paygate.store.db import Conn, Row, fetch_all, fetch_one
 _UPDATABLE = frozenset({
     "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
     "failure_message", "authorization_expires_at", "status_history", "updated_at", "acquirer",
+    "acquirer_attempts", "acquirer_references",
 })
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
@@ -22,7 +23,8 @@ _COLUMNS = (
 
 _DEFAULTS: dict[str, Any] = {
     "amount_captured": 0, "amount_refunded": 0, "amount_refund_reserved": 0, "amount_fee": 0, "failure_code": None,
-    "failure_message": None, "authorization_expires_at": None,
+    "failure_message": None, "authorization_expires_at": None, "acquirer_attempts": [],
+    "acquirer_references": {"authorization": None, "capture": None, "void": None},
 }
 
 
