@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
-from paygate.acquirers.base import AcquirerResult, OpKind
+from paygate.acquirers.base import AcquirerResult, Callback, OpKind
 from paygate.acquirers.memory import Behaviour, MemoryAcquirer, Step
 from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.domain.ids import new_id
-from paygate.services import acquirer_health, merchants, payments, refunds
+from paygate.services import acquirer_health, bank_events, merchants, payments, refunds
 from paygate.services.gateway import Gateway, Principal
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import NewPayment
@@ -271,3 +271,23 @@ async def test_never_two_banks_hold_one_payment(
         assert len(authorized_at(alpha, beta, reference=p["id"])) == 1
         assert (alpha.held | beta.held).get(p["id"]) == 1_000
         assert not (set(alpha.held) & set(beta.held))
+
+
+async def test_a_late_authorization_callback_from_the_left_acquirer_is_ignored_and_its_hold_released(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer, beta: MemoryAcquirer) -> None:
+    """A bank that broke its fence and reports an authorization for a payment paygate moved on from: the
+    payment stays beta's, and a void at alpha (sent by recovery) releases what alpha claims to hold."""
+    alpha.script(OpKind.AUTHORIZATION, Behaviour.REFUSE)
+    _, p = await pay(gw, who, capture_method="manual")
+    assert p["acquirer"] == "beta"
+    stray = Callback(acquirer="alpha", id=new_id("bevt"), type="operation.succeeded", outcome="succeeded",
+                     reference=p["id"], operation="authorization", amount=1_000, failure_code=None,
+                     body={"id": "x"})
+    receipt = await bank_events.receive(gw, stray)
+    assert receipt.outcome == bank_events.IGNORED
+    assert await recover_now(gw) == 1
+    assert [c.method for c in alpha.calls] == ["authorize", "void"]
+    got = await payments.retrieve(gw, who, p["id"])
+    assert (got["status"], got["acquirer"], got["acquirer_references"]["void"]) == ("authorized", "beta", None)
+    assert [(op["acquirer"], op["kind"], op["status"]) for op in await ops(gw, p["id"])] == [
+        ("alpha", "authorization", "failed"), ("beta", "authorization", "succeeded"), ("alpha", "void", "succeeded")]
