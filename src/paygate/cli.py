@@ -279,6 +279,8 @@ def drill(
     latency_ms: Annotated[str, typer.Option(help="Bank latency min-max; above 1000 outlasts our timeout.")] = "0-1200",
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     keep_database: Annotated[bool, typer.Option(help="Keep the drill database for inspection.")] = False,
+    acquirers: Annotated[str, typer.Option(help="Acquirers (one simulated bank each), comma-separated; the "
+                                                "first is SIGKILLed and restarted mid-run.")] = "alpha,beta",
 ) -> None:
     """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost.
 
@@ -286,7 +288,8 @@ def drill(
     drill_module = _source_checkout_module("tests/chaos/drill.py")
     cfg = drill_module.DrillConfig(server_url=server_url, payments=payments, clients=clients,
                                    kill_every_s=(kill_min, kill_max), failure_rate=failure_rate, lost_rate=lost_rate,
-                                   latency_ms=latency_ms, seed=seed, keep_database=keep_database)
+                                   latency_ms=latency_ms, seed=seed, keep_database=keep_database,
+                                   acquirers=tuple(a.strip() for a in acquirers.split(",") if a.strip()))
     raise typer.Exit(drill_module.run(cfg))
 
 

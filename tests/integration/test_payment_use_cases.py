@@ -68,7 +68,8 @@ async def pay(gw: Gateway, who: Principal, method: dict[str, Any] | None = None,
 async def ops(gw: Gateway, payment_id: str) -> list[Row]:
     async with gw.pool.connection() as conn:
         return await fetch_all(conn, "SELECT kind, status, acquirer, acquirer_reference, failure_code"
-                                     " FROM bank_operations WHERE payment_id = %s ORDER BY created_at, id", (payment_id,))
+                                     " FROM bank_operations WHERE payment_id = %s ORDER BY created_at, id",
+                               (payment_id,))
 
 
 async def recover_now(gw: Gateway) -> int:
