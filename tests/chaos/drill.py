@@ -71,7 +71,7 @@ class DrillConfig:
     keep_database: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     acquirers: tuple[str, ...] = ("alpha", "beta")
-    bank_down_s: float = 4.0  # how long the killed bank stays down before its restart
+    bank_down_s: float = 10.0  # how long the killed bank stays down before its restart (outlasting API restarts)
 
 
 def _with_db(url: str, name: str) -> str:
@@ -283,7 +283,7 @@ class Drill:
         """One bank (the first acquirer: the one most payments go to) SIGKILLed once the load runs, and
         restarted `bank_down_s` later; meanwhile its payments are refused and fail over to the others."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_killing.wait(), self.rng.uniform(2.0, 5.0))
+            await asyncio.wait_for(self.stop_killing.wait(), self.rng.uniform(3.0, 8.0))
             return
         p = self.procs[f"bank_{self.cfg.acquirers[0]}"]
         await self.in_thread(p.kill)

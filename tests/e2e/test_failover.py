@@ -13,6 +13,7 @@ import pytest
 
 from paygate.domain.cards import luhn_valid
 from tests.e2e.procs import MakeStack, Stack
+from tests.polling import poll
 
 
 def fresh_card(rng: random.Random) -> dict[str, Any]:
@@ -98,3 +99,35 @@ def test_alpha_losing_answers_never_authorizes_a_payment_at_both_banks(shop: Sho
     failed_over = [p for p in paid if [a["acquirer"] for a in p["acquirer_attempts"]] == ["alpha", "beta"]]
     assert failed_over and all(p["acquirer"] == "beta" for p in failed_over)
     check_one_each(shop, paid)
+
+
+def test_a_crash_between_attempts_is_resumed_by_the_retry_at_the_recorded_acquirer(make_stack: MakeStack) -> None:
+    """The API dies right after committing beta's intent (crash point `after_failover_intent`; alpha is down,
+    its attempt settled failed). The client's retry with the same Idempotency-Key resumes beta's attempt
+    with beta's key; alpha is never asked again and holds nothing."""
+    stack = make_stack(acquirers=("alpha", "beta"), worker=False, PAYGATE_IDEMPOTENCY_LOCK_S="2",
+                       PAYGATE_CRASH_POINT="after_failover_intent")
+    shop = Shop(stack)
+    try:
+        stack.bank_proc("alpha").kill()
+        body = {"amount": 900, "currency": "USD", "payment_method": fresh_card(shop.rng)}
+        with pytest.raises(httpx.HTTPError):  # the connection dies with the process
+            shop.api.post("/v1/payments", json=body, headers={"Idempotency-Key": "crash-mid-failover"})
+        api = stack.procs["api"]
+        api.kill()
+        api.env.pop("PAYGATE_CRASH_POINT")
+        api.start()
+        stack.bank_proc("alpha").start()  # back: a wrong resume would now authorize there
+        def answered() -> httpx.Response | None:  # 409 while the dead request's key lease runs out
+            resp = shop.api.post("/v1/payments", json=body, headers={"Idempotency-Key": "crash-mid-failover"})
+            return None if resp.status_code == 409 else resp
+
+        r = poll(answered, within_s=30, interval=0.3)
+        assert r.status_code == 201, r.text
+        p = r.json()
+        assert (p["status"], p["acquirer"]) == ("captured", "beta")
+        assert [a["acquirer"] for a in p["acquirer_attempts"]] == ["alpha", "beta"]
+        assert shop.authorizations(p["id"]) == ["beta"]
+        assert shop.banks["alpha"].get("/v1/operations", params={"reference": p["id"]}).json()["data"] == []
+    finally:
+        shop.close()
