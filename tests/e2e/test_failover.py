@@ -77,6 +77,11 @@ def check_one_each(shop: Shop, paid: list[dict[str, Any]]) -> None:
 def test_alpha_killed_mid_run_sends_payments_to_beta_and_none_is_double(shop: Shop) -> None:
     before = [shop.pay() for _ in range(3)]
     assert {p["acquirer"] for p in before} == {"alpha"}
+    # the references are the bank's own operation ids, as its inspection API lists them
+    listed = shop.banks["alpha"].get("/v1/operations", params={"reference": before[0]["id"]}).json()["data"]
+    assert before[0]["acquirer_references"] == {
+        "authorization": next(o["id"] for o in listed if o["type"] == "authorization"),
+        "capture": next(o["id"] for o in listed if o["type"] == "capture"), "void": None}
     shop.stack.bank_proc("alpha").kill()
     during = [shop.pay(capture_method="manual") for _ in range(8)]
     assert all((p["status"], p["acquirer"]) == ("authorized", "beta") for p in during), during

@@ -130,8 +130,8 @@ async def _facts(gw: Gateway, who: Principal, req: NewPayment) -> Facts:
 async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -> Outcome:
     pm = req.payment_method
     is_card = pm["type"] == "card"
-    plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req))
     if key.resource_id is None:
+        plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req))
         now = utcnow()
         payment_id, op_id = new_id("pay"), new_id("bop")
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
@@ -176,6 +176,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         if op["status"] != "pending":  # settled meanwhile (recovery or callback): answer what happened
             return await _finish(gw, key, payment_id)
         op_id, amount, currency, acquirer = op["id"], p0["amount"], p0["currency"], op["acquirer"]
+        plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req))
         rest = [name for name in plan if name not in tried]
 
     request = authorize.Request(
