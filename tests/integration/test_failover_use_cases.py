@@ -144,15 +144,18 @@ async def test_a_retry_with_the_same_key_while_unknown_resumes_at_alpha_never_be
     req = NewPayment(payment_method=CARD, amount=500, currency="USD")
     p = orjson.loads((await payments.create(gw, who, req, no_key(who))).body)
     assert (p["status"], p["acquirer"]) == ("pending", "alpha")
-    # the retry: the same key finds the payment (its resource) and resends the latest attempt with that
-    # attempt's own key, which alpha replays: it is alpha's authorization, beta is never asked
+    # the retry: the same key finds the payment (its resource) and INQUIRES the latest attempt (never sends
+    # it again: its first sender may still be at it); no answer yet: still pending at alpha, beta untouched
     retry = KeyHandle(who.merchant_id, None, "payment_created", p["id"])
     again = orjson.loads((await payments.create(gw, who, req, retry)).body)
-    assert (again["id"], again["status"], again["acquirer"]) == (p["id"], "captured", "alpha")
-    assert beta.calls == [] and methods(alpha) == ["authorize", "inquire", "authorize"]
+    assert (again["id"], again["status"], again["acquirer"]) == (p["id"], "pending", "alpha")
+    assert beta.calls == [] and methods(alpha) == ["authorize", "inquire", "inquire"]
+    alpha.heal()
+    healed = orjson.loads((await payments.create(gw, who, req, retry)).body)
+    assert (healed["status"], healed["acquirer"]) == ("captured", "alpha") and beta.calls == []
     assert len({c.key for c in alpha.calls}) == 1  # the same attempt every time, never a new one
-    assert [(a["acquirer"], a["result"]) for a in again["acquirer_attempts"]] == [
-        ("alpha", "unknown"), ("alpha", "succeeded")]
+    assert [(a["acquirer"], a["result"]) for a in healed["acquirer_attempts"]] == [
+        ("alpha", "unknown"), ("alpha", "unknown"), ("alpha", "succeeded")]
 
 
 class Crash(BaseException):
@@ -203,18 +206,22 @@ async def test_recovery_after_a_crash_mid_failover_settles_the_pending_attempt_a
     assert beta.held == {} and alpha.held == {}
 
 
-async def test_a_retry_after_a_crash_mid_failover_resumes_the_pending_attempt(
+async def test_a_retry_after_a_crash_mid_failover_inquires_the_pending_attempt_and_never_resends_it(
         crashed: tuple[Gateway, DiesOnFirstAuthorize, str], who: Principal, alpha: MemoryAcquirer) -> None:
-    restarted, _, payment_id = crashed
+    restarted, beta, payment_id = crashed
     alpha_calls = len(alpha.calls)
     retry = KeyHandle(who.merchant_id, None, "payment_created", payment_id)
-    out = orjson.loads((await payments.create(
-        restarted, who, NewPayment(payment_method=CARD, amount=700, currency="USD"), retry)).body)
-    assert (out["id"], out["status"], out["acquirer"]) == (payment_id, "captured", "beta")
-    assert len(alpha.calls) == alpha_calls  # alpha, certainly failed, is not asked again
+    answer = await payments.create(restarted, who, NewPayment(payment_method=CARD, amount=700, currency="USD"), retry)
+    assert answer.status == 402
+    out = orjson.loads(answer.body)["error"]["payment"]
+    # beta's key is inquired (fenced: it never arrived) — never sent by a second request; no acquirer is
+    # left untried, so the payment fails with nothing held anywhere
+    assert (out["id"], out["status"], out["failure_code"]) == (payment_id, "failed", "processing_error")
+    assert methods(beta) == ["inquire"] and len(alpha.calls) == alpha_calls
     assert [(op["acquirer"], op["status"]) for op in await ops(restarted, payment_id)] == [
-        ("alpha", "failed"), ("beta", "succeeded")]
+        ("alpha", "failed"), ("beta", "failed")]
     assert [a["acquirer"] for a in out["acquirer_attempts"]] == ["alpha", "beta"]
+    assert alpha.held == {} and beta.held == {}
 
 
 async def test_a_decline_is_final_and_beta_is_never_called(

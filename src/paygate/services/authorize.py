@@ -84,9 +84,21 @@ def classify(result: AcquirerResult) -> Verdict:
     return "unknown"
 
 
-async def attempt(gw: Gateway, req: Request, acquirer: str, op_id: str) -> Attempt:
-    """Ask `acquirer` once (its client retries inside), and an inquiry if the answer was lost."""
+async def attempt(gw: Gateway, req: Request, acquirer: str, op_id: str, *, resumed: bool = False) -> Attempt:
+    """Ask `acquirer` once (its client retries inside), and an inquiry if the answer was lost.
+
+    `resumed`: the attempt was made by an earlier request (a crashed process, or one whose idempotency lease
+    ran out while it still worked). Its key is then never SENT again, only inquired: `NotSent` proves only
+    that *this* call never arrived, so if two requests could send one key, one's NotSent could move the
+    payment on while the other's send is applied (found by the 2,000-payment drill). One sender per key
+    — the request that created it — keeps every NotSent a certainty; everyone else asks (and fences)."""
     bank = gw.acquirer(acquirer)
+    if resumed:
+        try:
+            return Attempt(classify(result := await bank.inquire(key=op_id)), result)
+        except Unavailable as exc:
+            log.warning("acquirer_inquiry_unanswered", acquirer=acquirer, op=op_id, detail=str(exc))
+            return Attempt("unknown", UNKNOWN)
     try:
         result = await bank.authorize(
             key=op_id, reference=req.payment_id, amount=req.amount, currency=req.currency,
@@ -159,11 +171,14 @@ async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: A
         return outcome
 
 
-async def run(gw: Gateway, key: KeyHandle, req: Request, acquirer: str, op_id: str, rest: list[str]) -> Outcome:
-    """Authorize at `acquirer` (intent `op_id` already committed), failing over along `rest`."""
+async def run(gw: Gateway, key: KeyHandle, req: Request, acquirer: str, op_id: str, rest: list[str], *,
+              resumed: bool = False) -> Outcome:
+    """Authorize at `acquirer` (intent `op_id` already committed), failing over along `rest`. `resumed`: the
+    intent was written by an earlier request, so it is only inquired (see `attempt`)."""
     rest = list(rest)
     while True:
-        a = await attempt(gw, req, acquirer, op_id)
+        a = await attempt(gw, req, acquirer, op_id, resumed=resumed)
+        resumed = False  # every later attempt is this request's own: it alone sends that key
         crashpoints.reach("after_bank_authorize")
         if a.verdict != "unavailable" or not rest:
             return await _conclude(gw, key, op_id, acquirer, a)

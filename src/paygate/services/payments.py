@@ -130,7 +130,8 @@ async def _facts(gw: Gateway, who: Principal, req: NewPayment) -> Facts:
 async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -> Outcome:
     pm = req.payment_method
     is_card = pm["type"] == "card"
-    if key.resource_id is None:
+    resumed = key.resource_id is not None  # before `checkpoint` sets it
+    if not resumed:
         plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req))
         now = utcnow()
         payment_id, op_id = new_id("pay"), new_id("bop")
@@ -164,9 +165,10 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
             await key.checkpoint(conn, "payment_created", payment_id)
         rest = plan[1:]
     else:
-        # A retry with the same key resumes the failover where it stands: the latest attempt first (its own
-        # key again: the bank replays it, or answers processing_error if an inquiry fenced it), then only
-        # acquirers not yet tried. Never a new acquirer while the latest attempt is unsettled.
+        # A retry with the same key resumes the failover where it stands: the latest attempt is INQUIRED (a
+        # fence; never sent again — its creator may still be sending it), then only acquirers not yet tried.
+        # Never a new acquirer while the latest attempt is not certainly failed.
+        assert key.resource_id is not None
         payment_id = key.resource_id
         async with gw.pool.connection() as conn:
             p0 = await payments.get(conn, who.merchant_id, payment_id)
@@ -182,7 +184,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
     request = authorize.Request(
         payment_id=payment_id, merchant_id=who.merchant_id, amount=amount, currency=currency,
         payment_method=_for_bank(pm), capture=(req.capture_method == "automatic") or not is_card, is_card=is_card)
-    return await authorize.run(gw, key, request, acquirer, op_id, rest)
+    return await authorize.run(gw, key, request, acquirer, op_id, rest, resumed=resumed)
 
 
 async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | None = None,
