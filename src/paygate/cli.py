@@ -307,6 +307,8 @@ def drill(
     promote_after: Annotated[float, typer.Option(help="--failover: seconds from the kill to the promotion.")] = 1.0,
     discrepancies: Annotated[bool, typer.Option(help="End with a batch that drops, adjusts and adds a line: "
                                                      "the reconciliation must find exactly those.")] = False,
+    acquirers: Annotated[str, typer.Option(help="Acquirers (one simulated bank each), comma-separated; the "
+                                                "first is SIGKILLed and restarted mid-run.")] = "alpha,beta",
 ) -> None:
     """Chaos drill: kill processes, break the bank, then prove nothing was charged twice or lost.
 
@@ -320,7 +322,8 @@ def drill(
     cfg = drill_module.DrillConfig(server_url=server_url, payments=payments, clients=clients,
                                    kill_every_s=(kill_min, kill_max), failure_rate=failure_rate, lost_rate=lost_rate,
                                    latency_ms=latency_ms, seed=seed, keep_database=keep_database,
-                                   discrepancies=discrepancies)
+                                   discrepancies=discrepancies,
+                                   acquirers=tuple(a.strip() for a in acquirers.split(",") if a.strip()))
     raise typer.Exit(drill_module.run(cfg))
 
 

@@ -2,10 +2,13 @@
 short): it proves the first promise — never charge twice, never lose a payment,
 never lie about state — while processes are SIGKILLed and the bank misbehaves.
 
-It creates a throwaway database on a local PostgreSQL, starts the bank (with failures, lost responses and
-latency past paygate's timeout), the API and two workers as separate processes, drives a mix of payments
-from concurrent clients that retry with the same idempotency keys, kills the API and workers at random,
-lets everything settle, then checks every payment against the bank's own records. It prints the counts
+It creates a throwaway database on a local PostgreSQL, starts one simulated bank per acquirer (`--acquirers
+alpha,beta` by default: with failures, lost responses and latency past paygate's timeout on every one), the
+API and two workers as separate processes, drives a mix of payments from concurrent clients that retry with
+the same idempotency keys, kills the API and workers at random and SIGKILLs one bank mid-run (restarted a
+little later: payments fail over meanwhile), lets everything settle, then checks every payment against
+EVERY bank's own records (decision 0017): at most one successful authorization per payment summed over the
+banks, and at the payment's own acquirer; amounts equal to paygate's; no hold left. It prints the counts
 and exits non-zero on any violation. Everything targets 127.0.0.1 and stops by itself (also on SIGTERM
 or Ctrl-C: processes stopped, database dropped). The processes run in production, with fresh random
 secrets, as a deployment would.
@@ -35,8 +38,10 @@ import orjson
 import psycopg
 from standardwebhooks.webhooks import Webhook
 
-from paygate import serve_secrets
+from paygate import serve_secrets, sqlmigrate
 from paygate.domain.cards import luhn_valid
+from paygate.simbank import app as simbank_app
+from paygate.simbank.config import schema_for
 from paygate.store import migrate
 from paygate.supervise import Process, free_port, stop_all
 
@@ -68,6 +73,8 @@ class DrillConfig:
     # dropped, one adjusted and one extra line, and the reconciliation must find exactly those three
     discrepancies: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    acquirers: tuple[str, ...] = ("alpha", "beta")
+    bank_down_s: float = 10.0  # how long the killed bank stays down before its restart (outlasting API restarts)
 
 
 def _with_db(url: str, name: str) -> str:
@@ -135,8 +142,10 @@ class Drill:
         self.rng = random.Random(cfg.seed)
         self.db_name = f"paygate_drill_{secrets.token_hex(4)}"
         self.db_url = _with_db(cfg.server_url, self.db_name)
-        self.api_port, self.bank_port = free_port(), free_port()
-        self.api_url, self.bank_url = f"http://127.0.0.1:{self.api_port}", f"http://127.0.0.1:{self.bank_port}"
+        self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.bank_urls = {name: f"http://127.0.0.1:{free_port()}" for name in cfg.acquirers}
+        self.bank_url = next(iter(self.bank_urls.values()))
         self.told = Ledger()
         self.receiver = Receiver()
         self.procs: dict[str, Process] = {}
@@ -152,6 +161,9 @@ class Drill:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAYGATE_")}
         env.update({
             "PAYGATE_DATABASE_URL": self.db_url, "PAYGATE_BANK_URL": self.bank_url,
+            "PAYGATE_ACQUIRERS": ",".join(f"{n}={u}" for n, u in self.bank_urls.items()),
+            # a bank down for a few seconds trips its breaker quickly, and is probed again soon after
+            "PAYGATE_ACQUIRER_TRIP_AFTER": "3", "PAYGATE_ACQUIRER_COOLDOWN_S": "2",
             "PAYGATE_PUBLIC_URL": self.api_url, "PAYGATE_BANK_FAILURE_RATE": str(self.cfg.failure_rate),
             "PAYGATE_BANK_LOST_RATE": str(self.cfg.lost_rate), "PAYGATE_BANK_LATENCY_MS": self.cfg.latency_ms,
             "PAYGATE_BANK_TIMEOUT_S": str(self.cfg.bank_timeout_s), "PAYGATE_IDEMPOTENCY_LOCK_S": "5",
@@ -167,7 +179,8 @@ class Drill:
         with psycopg.connect(self.cfg.server_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"'.encode())
         migrate.apply(self.db_url, "public", "paygate.store.migrations")
-        migrate.apply(self.db_url, "bank", "paygate.simbank.migrations")
+        for name in self.cfg.acquirers:  # each named bank keeps its state in its own schema
+            sqlmigrate.apply(self.db_url, schema_for(name), simbank_app.MIGRATIONS)
         env = self._env()
         logs = self.cfg.workdir / self.db_name
         logs.mkdir(parents=True, exist_ok=True)
@@ -177,7 +190,8 @@ class Drill:
             return Process(name, [*exe, *args], env, health_url=health, log_path=logs / f"{name}.log")
 
         self.procs = {
-            "bank": proc("bank", ["bank", "--port", str(self.bank_port)], f"{self.bank_url}/healthz"),
+            **{f"bank_{n}": proc(f"bank_{n}", ["bank", "--name", n, "--port", u.rsplit(":", 1)[1]], f"{u}/healthz")
+               for n, u in self.bank_urls.items()},
             "api": proc("api", ["api", "--port", str(self.api_port), "--workers", "2"], f"{self.api_url}/healthz"),
             "worker1": proc("worker1", ["worker"], None),
             "worker2": proc("worker2", ["worker"], None),
@@ -269,6 +283,19 @@ class Drill:
             self.kills[name] += 1
             await self.in_thread(p.start)
 
+    async def bank_killer(self) -> None:
+        """One bank (the first acquirer: the one most payments go to) SIGKILLed once the load runs, and
+        restarted `bank_down_s` later; meanwhile its payments are refused and fail over to the others."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_killing.wait(), self.rng.uniform(3.0, 8.0))
+            return
+        p = self.procs[f"bank_{self.cfg.acquirers[0]}"]
+        await self.in_thread(p.kill)
+        self.kills["bank"] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_killing.wait(), self.cfg.bank_down_s)
+        await self.in_thread(p.start)
+
     async def register_endpoint(self) -> None:
         auth = {"Authorization": f"Bearer {self.secret_key}"}
         async with httpx.AsyncClient(base_url=self.api_url, headers=auth, timeout=30) as http:
@@ -299,6 +326,11 @@ class Drill:
         with psycopg.connect(self.db_url) as conn:
             pays = conn.execute(
                 "SELECT id, status, amount_captured, amount_refunded, amount_fee FROM payments").fetchall()
+            located: dict[str, str | None] = dict(conn.execute("SELECT id, acquirer FROM payments").fetchall())
+            attempts = conn.execute(
+                "SELECT count(*) FILTER (WHERE jsonb_array_length(acquirer_attempts) > 1),"
+                " count(*) FILTER (WHERE acquirer_attempts @> '[{\"result\": \"unavailable\"}]')"
+                " FROM payments").fetchone()
             failures = conn.execute("SELECT failure_code, count(*) FROM payments WHERE status = 'failed' "
                                     "GROUP BY failure_code ORDER BY failure_code").fetchall()
             unbalanced = conn.execute(
@@ -331,26 +363,36 @@ class Drill:
         final_event = {"captured": "payment.captured", "partially_refunded": "payment.captured",
                        "refunded": "payment.captured", "failed": "payment.failed", "voided": "payment.voided",
                        "expired": "payment.expired", "authorized": "payment.authorized"}
-        double_auth = double_capture = mismatched = held = 0
-        async with httpx.AsyncClient(base_url=self.bank_url, timeout=30) as bank:
-            sem = asyncio.Semaphore(16)
+        double_auth = double_capture = mismatched = held = misplaced = 0
+        auths_at: Counter[str] = Counter()
+        sem = asyncio.Semaphore(16)
 
-            async def ops(pid: str) -> list[dict[str, Any]]:
-                async with sem:
-                    r = await bank.get("/v1/operations", params={"reference": pid})
-                    r.raise_for_status()
-                    data: list[dict[str, Any]] = r.json()["data"]
-                    return data
+        async def ops(bank: httpx.AsyncClient, name: str, pid: str) -> list[dict[str, Any]]:
+            async with sem:
+                r = await bank.get("/v1/operations", params={"reference": pid})
+                r.raise_for_status()
+                return [{**o, "bank": name} for o in r.json()["data"]]
 
-            all_ops = await asyncio.gather(*[ops(p[0]) for p in pays])
+        per_bank: list[list[list[dict[str, Any]]]] = []
+        for name, url in self.bank_urls.items():  # every bank's own records, not only the payment's acquirer's
+            async with httpx.AsyncClient(base_url=url, timeout=30) as bank:
+                per_bank.append(await asyncio.gather(*[ops(bank, name, p[0]) for p in pays]))
+        all_ops = [[o for bank in banks for o in bank] for banks in zip(*per_bank, strict=True)] if per_bank else []
         for (pid, status, captured, refunded, _fee), bank_ops in zip(pays, all_ops, strict=True):
             ok = [o for o in bank_ops if o["status"] == "succeeded"]
             auths = sum(1 for o in ok if o["type"] == "authorization")
+            for o in ok:
+                if o["type"] == "authorization":
+                    auths_at[o["bank"]] += 1
+                    if o["bank"] != located.get(pid):
+                        misplaced += 1
+                        problems.append(f"{pid}: authorized at {o['bank']}, paygate says {located.get(pid)}")
             caps = [o["amount"] for o in ok if o["type"] == "capture"]
             voids = sum(1 for o in ok if o["type"] == "void")
             if auths > 1:
                 double_auth += 1
-                problems.append(f"{pid}: authorized {auths} times at the bank")
+                banks = sorted(o["bank"] for o in ok if o["type"] == "authorization")
+                problems.append(f"{pid}: authorized {auths} times ({', '.join(banks)})")
             if len(caps) > 1:
                 double_capture += 1
                 problems.append(f"{pid}: captured {len(caps)} times at the bank")
@@ -359,7 +401,7 @@ class Drill:
                 mismatched += 1
                 problems.append(f"{pid} ({status}): gateway captured/refunded {captured}/{refunded}, "
                                 f"bank {sum(caps)}/{bank_refunded}")
-            if status in ("failed", "voided", "expired") and auths and not voids:
+            if status in ("failed", "voided", "expired") and auths > voids:
                 held += 1
                 problems.append(f"{pid} is {status} but its hold is still at the bank")
             want = final_event.get(status)
@@ -386,10 +428,13 @@ class Drill:
             **{f"failed.{code}": n for code, n in failures},
             "refunds": len(refunds), "refunds.succeeded": sum(succeeded_refunds.values()),
             "events": len(events), "webhook_deliveries_received": self.receiver.deliveries,
-            "kills.api": self.kills["api"],
+            **{f"authorizations.{n}": auths_at[n] for n in self.bank_urls},
+            "failed_over": attempts[0] if attempts else 0, "attempts_unavailable": attempts[1] if attempts else 0,
+            "kills.api": self.kills["api"], "kills.bank": self.kills["bank"],
             "kills.worker": self.kills["worker1"] + self.kills["worker2"],
             "client_retries": self.told.retries, "unanswered_requests": self.told.unanswered,
-            "violations.double_authorization": double_auth, "violations.double_capture": double_capture,
+            "violations.double_authorization": double_auth,
+            "violations.wrong_acquirer": misplaced, "violations.double_capture": double_capture,
             "violations.amount_mismatch": mismatched, "violations.hold_left": held,
             "violations.unbalanced_journals": len(unbalanced), "violations.undelivered_events": len(undelivered),
             "violations.key_two_objects": len(two_objects),
@@ -407,6 +452,7 @@ class Drill:
         started = time.monotonic()
         await self.receiver.start()
         killer: asyncio.Task[None] | None = None
+        bank_killer: asyncio.Task[None] | None = None
         try:
             await self.in_thread(self.setup)
             await self.register_endpoint()
@@ -414,9 +460,11 @@ class Drill:
             for i in range(self.cfg.payments):
                 todo.put_nowait(i)
             killer = asyncio.create_task(self.killer())
+            bank_killer = asyncio.create_task(self.bank_killer())
             await asyncio.gather(*[self.client(todo) for _ in range(self.cfg.clients)])
             self.stop_killing.set()
             await killer
+            await bank_killer
             for p in self.procs.values():
                 if not p.running:
                     await self.in_thread(p.restart)
@@ -440,8 +488,9 @@ class Drill:
             return 0 if not problems else 1
         finally:
             self.stop_killing.set()
-            if killer is not None and not killer.done():
-                killer.cancel()
+            for task in (killer, bank_killer):
+                if task is not None and not task.done():
+                    task.cancel()
             if self.busy:
                 await asyncio.wait(list(self.busy))
             await self.receiver.stop()
@@ -489,8 +538,9 @@ async def reconcile_with_bank(drill: Drill) -> tuple[dict[str, int], list[str]]:
     injected: set[tuple[str, str]] = set()
     body: dict[str, Any] = {}
     auth = {"Authorization": f"Bearer {drill.secret_key}"}
-    async with httpx.AsyncClient(base_url=drill.api_url, headers=auth, timeout=30) as http, \
-            httpx.AsyncClient(base_url=drill.bank_url, timeout=30) as bank:
+    banks = {name: httpx.AsyncClient(base_url=url, timeout=30) for name, url in drill.bank_urls.items()}
+    first = next(iter(banks.values()))  # the discrepancies go to the first bank, where fresh captures go
+    async with httpx.AsyncClient(base_url=drill.api_url, headers=auth, timeout=30) as http:
         if drill.cfg.discrepancies:
             dropped, adjusted = await _fresh_capture(drill, http), await _fresh_capture(drill, http)
             unknown = f"pay_drill_unknown_{secrets.token_hex(6)}"
@@ -498,10 +548,12 @@ async def reconcile_with_bank(drill: Drill) -> tuple[dict[str, int], list[str]]:
                     "extra": [{"reference": unknown, "type": "capture", "amount": 1234}]}
             injected = {("missing_from_settlement", dropped), ("amount_mismatch", adjusted),
                         ("unknown_reference", unknown)}
-        r = await bank.post("/v1/settlements", json=body)
-        r.raise_for_status()
-        listed = (await bank.get("/v1/settlements")).json()["data"]
-        bank_ids = [b["id"] for b in listed]
+        batches: list[tuple[httpx.AsyncClient, str]] = []  # every bank's batches, not only the first's
+        for bank in banks.values():
+            r = await bank.post("/v1/settlements", json=body if bank is first else {})
+            r.raise_for_status()
+            batches += [(bank, b["id"]) for b in (await bank.get("/v1/settlements")).json()["data"]]
+        bank_ids = [bid for _, bid in batches]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             done = _db_rows(drill, "SELECT count(*) FROM settlements WHERE status = 'processed' AND "
@@ -519,11 +571,13 @@ async def reconcile_with_bank(drill: Drill) -> tuple[dict[str, int], list[str]]:
                     break
                 await asyncio.sleep(0.5)
         bank_net = 0
-        for bid in bank_ids:
+        for bank, bid in batches:
             lines = (await bank.get(f"/v1/settlements/{bid}")).json()["lines"]
             bank_net += sum(x["net"] for x in lines if (("amount_mismatch", x["reference"]) not in injected
                                                         and ("unknown_reference", x["reference"]) not in injected))
         settled = sum(x["amount"] for x in (await http.get("/v1/balance")).json().get("settled", []))
+    for bank in banks.values():
+        await bank.aclose()
     out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "paygate", "reconcile", "--json"],
                                   env=drill._env(), capture_output=True, text=True, check=False)
     try:

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -81,7 +82,8 @@ class FailoverDrill(Drill):
     def __init__(self, cfg: FailoverConfig) -> None:
         super().__init__(DrillConfig(payments=cfg.payments, clients=cfg.clients, failure_rate=0.0, lost_rate=0.0,
                                      latency_ms="0-150", bank_timeout_s=2.0, settle_timeout_s=cfg.settle_timeout_s,
-                                     seed=cfg.seed, workdir=cfg.workdir))
+                                     seed=cfg.seed, workdir=cfg.workdir,
+                                     acquirers=("bank",)))  # one bank: this drill fails the database over
         self.fcfg = cfg
         self.cluster: Cluster | None = None
         self.primary: Server | None = None
@@ -124,7 +126,8 @@ class FailoverDrill(Drill):
             return Process(name, [*exe, *args], env, health_url=health, log_path=logs / f"{name}.log")
 
         self.procs = {
-            "bank": proc("bank", ["bank", "--port", str(self.bank_port)], f"{self.bank_url}/healthz"),
+            "bank": proc("bank", ["bank", "--name", "bank", "--port", str(urlsplit(self.bank_url).port)],
+                         f"{self.bank_url}/healthz"),
             "api": proc("api", ["api", "--port", str(self.api_port), "--workers", "2"], f"{self.api_url}/healthz"),
             "worker": proc("worker", ["worker"], None),
         }

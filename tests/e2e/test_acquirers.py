@@ -125,12 +125,15 @@ def test_faults_change_at_run_time_and_hit_operations_only(two: Two) -> None:
         r = two.faults("alpha", bad)
         assert r.status_code == 400, (bad, r.text)
     assert two.faults("alpha").json()["latency_ms"] == "1-2"  # a refused PUT changed nothing
-    # every authorization attempt now answers 500 without acting; the inquiry (never faulted) says so
+    # every authorization attempt now answers 500 without acting; the inquiry (never faulted) says so, and
+    # the payment fails over to beta (API.md §14)
     started = time.monotonic()
     r = two.pay()
-    assert r.status_code == 402 and r.json()["error"]["code"] == "processing_error", r.text
-    pid = r.json()["error"]["payment"]["id"]
+    assert r.status_code == 201 and r.json()["acquirer"] == "beta", r.text
+    pid = r.json()["id"]
     assert two.ops("alpha", pid) == []  # inspection answers normally too
+    assert [(a["acquirer"], a["result"]) for a in r.json()["acquirer_attempts"]] == [
+        ("alpha", "unavailable"), ("beta", "succeeded")]
     assert time.monotonic() - started < 30
     assert two.faults("alpha", {"failure_rate": 0}).json()["failure_rate"] == 0.0
     ok = two.pay()

@@ -68,7 +68,8 @@ async def pay(gw: Gateway, who: Principal, method: dict[str, Any] | None = None,
 async def ops(gw: Gateway, payment_id: str) -> list[Row]:
     async with gw.pool.connection() as conn:
         return await fetch_all(conn, "SELECT kind, status, acquirer, acquirer_reference, failure_code"
-                                     " FROM bank_operations WHERE payment_id = %s ORDER BY id", (payment_id,))
+                                     " FROM bank_operations WHERE payment_id = %s ORDER BY created_at, id",
+                               (payment_id,))
 
 
 async def recover_now(gw: Gateway) -> int:
@@ -100,13 +101,19 @@ async def test_a_decline_is_final_and_holds_nothing(gw: Gateway, who: Principal,
 
 
 @pytest.mark.parametrize("behaviour", [Behaviour.REFUSE, Behaviour.ERROR_NOT_APPLIED])
-async def test_nothing_applied_fails_with_processing_error_after_the_inquiry_fences_it(
+async def test_nothing_applied_anywhere_fails_with_processing_error(
         gw: Gateway, who: Principal, alpha: MemoryAcquirer, beta: MemoryAcquirer, behaviour: Behaviour) -> None:
     alpha.script(OpKind.AUTHORIZATION, behaviour)
+    beta.script(OpKind.AUTHORIZATION, behaviour)
     status, p = await pay(gw, who)
-    assert (status, p["status"], p["failure_code"]) == (402, "failed", "processing_error")
-    assert methods(alpha) == ["authorize", "inquire"] and beta.calls == []
-    assert alpha.operations(p["id"]) == [] and alpha.held == {}
+    assert (status, p["status"], p["failure_code"], p["acquirer"]) == (402, "failed", "processing_error", None)
+    asked = ["authorize", "inquire"] if behaviour is Behaviour.ERROR_NOT_APPLIED else ["authorize"]
+    assert methods(alpha) == asked and methods(beta) == asked
+    assert alpha.operations(p["id"]) == [] and beta.operations(p["id"]) == [] and alpha.held == beta.held == {}
+    assert [(a["acquirer"], a["result"], a["failure_code"]) for a in p["acquirer_attempts"]] == [
+        ("alpha", "unavailable", "processing_error"), ("beta", "unavailable", "processing_error")]
+    assert [(op["acquirer"], op["status"]) for op in await ops(gw, p["id"])] == [
+        ("alpha", "failed"), ("beta", "failed")]  # no attempt's operation is ever left pending
 
 
 @pytest.mark.parametrize("behaviour", [Behaviour.ERROR_APPLIED, Behaviour.TIMEOUT_INQUIRY_APPLIED])

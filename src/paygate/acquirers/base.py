@@ -49,6 +49,7 @@ class AcquirerResult:
     failure_code: str | None = None
     operation_id: str | None = None
     captured: bool = False
+    capture_id: str | None = None  # with `captured`: the bank's id of the capture made with the authorization
 
     @property
     def final(self) -> bool:

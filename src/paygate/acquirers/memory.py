@@ -178,7 +178,8 @@ class MemoryAcquirer:
         elif b is Behaviour.PENDING:
             result = AcquirerResult("pending", None, op_id)
         else:
-            result = AcquirerResult("succeeded", None, op_id, captured=captured)
+            capture_id = f"mop_{next(self._ids)}" if captured and kind is OpKind.AUTHORIZATION else None
+            result = AcquirerResult("succeeded", None, op_id, captured=captured, capture_id=capture_id)
             self._apply(kind, reference, amount, captured)
         self._ops[key] = _Op(op_id, kind, reference, amount, result)
         if b is Behaviour.TIMEOUT_INQUIRY_UNKNOWN:

@@ -284,6 +284,7 @@ def _operation_result(op: Any) -> AcquirerResult:
         failure_code=failure if isinstance(failure, str) and len(failure) <= 100 and text.acceptable(failure) else None,
         operation_id=op.get("id") if isinstance(op.get("id"), str) else None,
         captured=op.get("captured") is True,
+        capture_id=op.get("capture_id") if isinstance(op.get("capture_id"), str) else None,
     )
 
 

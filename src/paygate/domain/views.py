@@ -45,7 +45,13 @@ def payment(row: Row) -> dict[str, Any]:
         "receipt_email": row.get("receipt_email"),
         # where the authorization is decided or held (§14); a failed payment was never held by anyone
         "acquirer": None if status is Status.FAILED else row.get("acquirer"),
+        # every acquirer tried, oldest first, and the bank's own ids of what succeeded there (§14)
+        "acquirer_attempts": row.get("acquirer_attempts") or [],
+        "acquirer_references": {**NO_REFERENCES, **(row.get("acquirer_references") or {})},
     }
+
+
+NO_REFERENCES: dict[str, str | None] = {"authorization": None, "capture": None, "void": None}
 
 
 def refund(row: Row) -> dict[str, Any]:
@@ -59,6 +65,7 @@ def refund(row: Row) -> dict[str, Any]:
         "reason": row["reason"],
         "failure_code": row["failure_code"],
         "metadata": row["metadata"],
+        "acquirer_reference": row.get("acquirer_reference"),  # the bank's own id of it (§14)
         "created_at": ts(row["created_at"]),
         "updated_at": ts(row["updated_at"]),
     }

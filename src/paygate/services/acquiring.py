@@ -1,9 +1,8 @@
-"""Which acquirer a payment goes to, and the one adapter between the acquirer seam and today's use cases.
+"""The adapter between the acquirer seam and the use cases that stay put at one acquirer.
 
-`candidates_for` is the single place that decides where an authorization is sent; routing rules and
-failover (API.md §14) replace it. Every later operation of a payment (capture, void, refund, expiry,
-recovery, callbacks) goes to the acquirer recorded on the payment and its bank operations — never to
-whatever `candidates_for` would answer now.
+Where an authorization goes is decided by `services.routing.plan` and failover (services/authorize.py,
+API.md §14). Every later operation of a payment (capture, void, refund, expiry, recovery, callbacks) goes
+to the acquirer recorded on the payment and its bank operations — never to whatever routing answers now.
 """
 
 from __future__ import annotations
@@ -13,15 +12,8 @@ from collections.abc import Awaitable
 import structlog
 
 from paygate.acquirers.base import UNKNOWN, AcquirerResult, Unavailable
-from paygate.services.gateway import Gateway
-from paygate.store.db import Row
 
 log = structlog.get_logger("paygate.acquiring")
-
-
-def candidates_for(gw: Gateway, payment: Row) -> list[str]:
-    """The acquirers to try for `payment`, in order. Today: the first configured one."""
-    return [next(iter(gw.acquirers))]
 
 
 async def ask(call: Awaitable[AcquirerResult]) -> AcquirerResult:

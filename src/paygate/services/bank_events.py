@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from paygate.acquirers.base import BadSignature, Callback, CallbackError
+from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
 from paygate.errors import AuthenticationError, InvalidRequest
 from paygate.services import disputes, settlements
@@ -104,7 +105,17 @@ async def _apply(conn: Conn, gw: Gateway, event: Callback, now: datetime) -> tup
     if p is None:
         return UNKNOWN_REFERENCE, None
     if p["acquirer"] != event.acquirer:  # callbacks come from the payment's acquirer or count for nothing
-        return IGNORED, f"sent by acquirer {event.acquirer}; {p['id']} is at {p['acquirer']}"
+        detail = f"sent by acquirer {event.acquirer}; {p['id']} is at {p['acquirer']}"
+        if event.outcome == "succeeded" and event.operation == "authorization":
+            # Failover left that acquirer only once it certainly held nothing (decision 0017), so this
+            # cannot happen with a bank that honours its fences; if one does, the hold must not stay:
+            # a void at that acquirer, sent by the recovery worker, releases it (the payment is untouched).
+            op_id = new_id("bop")
+            await bank_ops.insert(conn, id=op_id, merchant_id=p["merchant_id"], payment_id=p["id"], kind="void",
+                                  amount=event.amount, acquirer=event.acquirer, next_attempt_at=now)
+            log.error("stray_authorization", payment=p["id"], acquirer=event.acquirer, void=op_id)
+            detail += f"; its hold there is released by void {op_id}"
+        return IGNORED, detail
     op, why = await _operation_for(conn, p, event)
     if op is None:
         return IGNORED, why

@@ -1,7 +1,8 @@
 """Payment use cases: create (authorize), capture, void. Each is three short phases around one bank call:
 
     1. commit the intent (payment `pending`/`capturing`/`voiding` + a bank-operation row + key checkpoint)
-    2. call the bank with the operation's id as its Idempotency-Key (retried inside the client)
+    2. call the bank with the operation's id as its Idempotency-Key (retried inside the client); for an
+       authorization this is services/authorize.py, which fails over along the merchant's routing (§14)
     3. commit the outcome through `settle`, with the response stored on the idempotency key
 
 A crash between 1 and 3 leaves the intent for the retry with the same key, or for the recovery worker.
@@ -9,6 +10,7 @@ A crash between 1 and 3 leaves the intent for the retry with the same key, or fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,9 +20,10 @@ from paygate.acquirers.base import AcquirerResult
 from paygate.domain import cards, views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
+from paygate.domain.routing import Facts
 from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound, RateLimited
-from paygate.services import saved_methods
-from paygate.services.acquiring import ask, candidates_for
+from paygate.services import authorize, routing, saved_methods
+from paygate.services.acquiring import ask
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import FAILURE_MESSAGES, emit, fail, move, settle
@@ -28,7 +31,7 @@ from paygate.store import bank_ops, orders, payments
 from paygate.store.db import Conn, Row, pipelined
 
 # How long the recovery worker leaves a fresh intent to the request that made it.
-RECOVERY_GRACE_S = 20.0
+RECOVERY_GRACE_S = authorize.RECOVERY_GRACE_S
 
 
 @dataclass
@@ -109,13 +112,28 @@ async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment, max_faile
     return req.amount, req.currency, None
 
 
+async def _facts(gw: Gateway, who: Principal, req: NewPayment, pm: Mapping[str, Any]) -> Facts:
+    """What routing may look at, read before the intent's transaction: `routing.plan` uses connections of
+    its own, which must not be waited for while holding one (and the order's lock)."""
+    amount, currency = req.amount, req.currency
+    if req.order_id is not None and (amount is None or currency is None):
+        async with gw.pool.connection() as conn:
+            order = await orders.get(conn, who.merchant_id, req.order_id)
+        if order is not None:  # a missing order is refused by _resolve_amount, under its lock
+            amount, currency = order["amount"], order["currency"]
+    brand = cards.brand(pm["card"]["number"]) if pm["type"] == "card" else None  # the resolved method
+    return Facts(amount=amount or 0, currency=(currency or "").upper(), method=pm["type"], card_brand=brand)
+
+
 async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -> Outcome:
     resolved = await saved_methods.resolve(gw, who, payment_method=req.payment_method, customer=req.customer,
                                            save=req.save_payment_method, off_session=req.off_session,
                                            order_id=req.order_id)
     pm = resolved.method
     is_card = pm["type"] == "card"
-    if key.resource_id is None:
+    resumed = key.resource_id is not None  # before `checkpoint` sets it
+    if not resumed:
+        plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req, pm))
         now = utcnow()
         payment_id, op_id = new_id("pay"), new_id("bop")
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
@@ -131,8 +149,8 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
                 "customer": resolved.customer,
             }
-            # where the authorization goes, recorded with the payment and its intent in one transaction
-            acquirer = None if expired else candidates_for(gw, values)[0]
+            # where the first attempt goes, recorded with the payment and its intent in one transaction
+            acquirer = None if expired else plan[0]
             p = await payments.insert(conn, {**values, "acquirer": acquirer})
             if order is not None:
                 await orders.mark_attempted(conn, order["id"], now)
@@ -148,26 +166,30 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
             if not is_card:  # UPI waits for the customer: its `pending` is an observable state
                 await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
             await key.checkpoint(conn, "payment_created", payment_id)
+        rest = plan[1:]
     else:
+        # A retry with the same key resumes the failover where it stands: the latest attempt is INQUIRED (a
+        # fence; never sent again — its creator may still be sending it), then only acquirers not yet tried.
+        # Never a new acquirer while the latest attempt is not certainly failed.
+        assert key.resource_id is not None
         payment_id = key.resource_id
         async with gw.pool.connection() as conn:
             p0 = await payments.get(conn, who.merchant_id, payment_id)
             op = await bank_ops.pending_for_payment(conn, payment_id, "authorization")
+            tried = await bank_ops.acquirers_tried(conn, payment_id)
         assert p0 is not None and op is not None
         if op["status"] != "pending":  # settled meanwhile (recovery or callback): answer what happened
             return await _finish(gw, key, payment_id)
         op_id, amount, currency, acquirer = op["id"], p0["amount"], p0["currency"], op["acquirer"]
+        plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req, pm))
+        rest = [name for name in plan if name not in tried]
 
-    bank = gw.acquirer(acquirer)
-    result = await ask(bank.authorize(
-        key=op_id, reference=payment_id, amount=amount, currency=currency, payment_method=_for_bank(pm),
-        capture=(req.capture_method == "automatic") or not is_card, callback_url=gw.callback_url(acquirer),
-    ))
-    crashpoints.reach("after_bank_authorize")
-    if result.outcome == "unknown" and is_card:
-        # Our retries are spent. Ask the bank; the inquiry also fences off a late arrival of the original.
-        result = await ask(bank.inquire(key=op_id))
-    return await _finish(gw, key, payment_id, op_id, result, resolved)
+    request = authorize.Request(
+        payment_id=payment_id, merchant_id=who.merchant_id, amount=amount, currency=currency,
+        payment_method=_for_bank(pm), capture=(req.capture_method == "automatic") or not is_card, is_card=is_card)
+    return await authorize.run(
+        gw, key, request, acquirer, op_id, rest, resumed=resumed,
+        before_settle=lambda conn, op, outcome: saved_methods.save_on_success(conn, gw, resolved, op, outcome))
 
 
 async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | None = None,
@@ -176,7 +198,8 @@ async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | Non
         now = utcnow()
         if op_id is not None and result is not None and result.outcome in ("succeeded", "failed"):
             await saved_methods.save_on_success(conn, gw, resolved, op_id, result.outcome)
-            p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now, result.operation_id)
+            p = await settle(conn, gw, op_id, result.outcome, result.failure_code, now, result.operation_id,
+                             result.capture_id)
         else:
             locked = await payments.lock(conn, payment_id)
             assert locked is not None

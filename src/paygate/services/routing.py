@@ -20,7 +20,8 @@ from paygate.store.db import transaction
 
 
 def configured(gw: Gateway) -> list[str]:
-    return list(gw.settings.acquirer_urls)
+    """The gateway's acquirers, in configuration order (built from PAYGATE_ACQUIRERS, or given by a test)."""
+    return list(gw.acquirers)
 
 
 def view(document: dict[str, Any], updated_at: Any) -> dict[str, Any]:

@@ -76,18 +76,28 @@ async def fail(conn: Conn, p: Row, code: str, now: datetime) -> Row:
 
 
 async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code: str | None,
-                 now: datetime, acquirer_reference: str | None = None) -> Row:
+                 now: datetime, acquirer_reference: str | None = None, capture_reference: str | None = None) -> Row:
     """Record the bank's final answer for operation `op_id`; idempotent. Returns the payment row.
 
-    Locks the payment; the operation's status only ever changes under its payment's lock.
+    Locks the payment; the operation's status only ever changes under its payment's lock. `acquirer_reference`
+    is the bank's id of the operation, `capture_reference` that of the capture an automatic-capture
+    authorization made with it (both land in the payment's `acquirer_references`, §14).
     """
     p, op = await bank_ops.lock_with_payment(conn, op_id)
     if op["status"] != "pending" or outcome not in ("succeeded", "failed"):
         return p
     await bank_ops.resolve(conn, op_id, outcome, failure_code, now, acquirer_reference)
+    op["acquirer_reference"] = acquirer_reference or op.get("acquirer_reference")
     ok = outcome == "succeeded"
     status = Status(p["status"])
     kind = op["kind"]
+    if ok and kind in ("authorization", "capture", "void") and op["acquirer"] == p["acquirer"]:
+        # only the payment's own acquirer's ids: a stale operation elsewhere never names the payment's records
+        refs = {**views.NO_REFERENCES, **(p.get("acquirer_references") or {})}
+        refs[kind] = acquirer_reference
+        if kind == "authorization" and capture_reference is not None:
+            refs["capture"] = capture_reference
+        p = await payments.update(conn, p, {"acquirer_references": refs})
     try:
         if kind == "authorization" and status is Status.PENDING:
             if not ok:
@@ -124,7 +134,8 @@ async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: st
         await ledger.post(conn, merchant_id=p["merchant_id"], kind="refund", currency=p["currency"],
                           postings=postings.refund_postings(r["amount"]), now=now, payment_id=p["id"],
                           refund_id=r["id"])
-        r = await refunds.update(conn, r["id"], {"status": "succeeded", "updated_at": now})
+        r = await refunds.update(conn, r["id"], {"status": "succeeded", "updated_at": now,
+                                                 "acquirer_reference": op.get("acquirer_reference")})
         await emit(conn, p["merchant_id"], "refund.succeeded", views.refund(r), now)
         await emails.queue_refund_receipt(conn, p, r, now)
     else:

@@ -9,6 +9,7 @@ the operation it answered. Card numbers are stored only as a keyed hash (cards.c
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class Operation:
     failure_code: str | None
     tombstone: bool
     created_at: datetime
+    # an authorization with automatic capture: the id of the capture operation made with it (paygate's
+    # acquirer_references.capture, API.md §14)
+    capture_id: str | None = None
 
     @classmethod
     def from_row(cls, row: DictRow) -> Operation:
@@ -103,6 +107,7 @@ class Operation:
             "currency": self.currency,
             "captured": self.captured,
             "failure_code": self.failure_code,
+            "capture_id": self.capture_id,
             "created_at": rfc3339(self.created_at),
         }
 
@@ -141,7 +146,13 @@ async def get_operation(conn: Conn, op_id: str) -> Operation:
     row = await _one(conn, f"SELECT {_OP_COLUMNS} FROM operations WHERE id = %s", (op_id,))
     if row is None:
         raise LookupError(op_id)
-    return Operation.from_row(row)
+    op = Operation.from_row(row)
+    if op.type == "authorization" and op.captured and op.reference is not None:
+        capture = await _one(conn, "SELECT id FROM operations WHERE reference = %s AND type = 'capture'"
+                                   " ORDER BY created_at, id LIMIT 1", (op.reference,))
+        if capture is not None:
+            op = dataclasses.replace(op, capture_id=capture["id"])
+    return op
 
 
 # --- idempotency ------------------------------------------------------------------------------------
@@ -345,9 +356,10 @@ async def authorize_card(
         captured=capture,
     )
     if capture:  # hold then capture at once: recorded as two operations
-        await _insert_op(
+        taken = await _insert_op(
             conn, reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency
         )
+        op = dataclasses.replace(op, capture_id=taken.id)
         await _move(conn, card_hash, balance=-amount, captured=amount)
         await _insert_authorization(conn, op, card_hash, "captured", captured_amount=amount,
                                     callback_url=callback_url, dispute_on_capture=disputed)

@@ -40,9 +40,21 @@ async def lock_with_payment(conn: Conn, op_id: str) -> tuple[Row, Row]:
 async def pending_for_payment(conn: Conn, payment_id: str, kind: str) -> Row | None:
     return await fetch_one(
         conn,
-        "SELECT * FROM bank_operations WHERE payment_id = %s AND kind = %s ORDER BY id DESC LIMIT 1",
+        # created_at first: failover's attempts can be created within one millisecond, where ids do not sort
+        "SELECT * FROM bank_operations WHERE payment_id = %s AND kind = %s ORDER BY created_at DESC, id DESC LIMIT 1",
         (payment_id, kind),
     )
+
+
+async def acquirers_tried(conn: Conn, payment_id: str) -> list[str]:
+    """The acquirers a payment's authorization has been sent to (failover's attempts), oldest first."""
+    rows = await fetch_all(
+        conn,
+        "SELECT acquirer FROM bank_operations WHERE payment_id = %s AND kind = 'authorization'"
+        " GROUP BY acquirer ORDER BY min(created_at)",
+        (payment_id,),
+    )
+    return [r["acquirer"] for r in rows]
 
 
 async def for_refund(conn: Conn, refund_id: str) -> Row | None:

@@ -12,7 +12,7 @@ _UPDATABLE = frozenset({
     "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
     "failure_message", "authorization_expires_at", "status_history", "updated_at", "acquirer",
     "payment_method",  # gains the id of the card saved with the payment (services/saved_methods.py)
-    "amount_disputed",
+    "amount_disputed", "acquirer_attempts", "acquirer_references",
 })
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
@@ -24,7 +24,8 @@ _COLUMNS = (
 
 _DEFAULTS: dict[str, Any] = {
     "amount_captured": 0, "amount_refunded": 0, "amount_refund_reserved": 0, "amount_fee": 0, "failure_code": None,
-    "failure_message": None, "authorization_expires_at": None, "amount_disputed": 0,
+    "failure_message": None, "authorization_expires_at": None, "amount_disputed": 0, "acquirer_attempts": [],
+    "acquirer_references": {"authorization": None, "capture": None, "void": None},
 }
 
 

@@ -10,7 +10,7 @@ from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 _COLUMNS = ("id", "merchant_id", "payment_id", "amount", "currency", "status", "reason", "metadata",
             "created_at", "updated_at")
-_UPDATABLE = frozenset({"status", "failure_code", "updated_at"})
+_UPDATABLE = frozenset({"status", "failure_code", "updated_at", "acquirer_reference"})
 
 
 async def insert(conn: Conn, values: dict[str, Any]) -> Row:

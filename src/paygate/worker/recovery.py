@@ -63,7 +63,8 @@ async def recover_once(gw: Gateway, limit: int = 50) -> int:
             if result.outcome not in ("succeeded", "failed"):
                 continue
             async with pipelined(gw.pool) as conn:
-                await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow(), result.operation_id)
+                await settle(conn, gw, op["id"], result.outcome, result.failure_code, utcnow(), result.operation_id,
+                             result.capture_id)
         settled += 1
         log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], acquirer=op["acquirer"],
                  outcome=result.outcome)

@@ -1,0 +1,198 @@
+"""The authorization step of creating a payment, with failover (API.md §14, docs/decisions/0017).
+
+`services/payments.create` commits the payment and its first intent (a `bank_operations` row at the first
+acquirer of `routing.plan`), then hands over here. For each acquirer of the plan, in order:
+
+    call it with the intent's own key ─┬─ succeeded / declined ───────────────→ final (settle)
+                                       ├─ NotSent ─────────────────────────────→ unavailable: move on
+                                       ├─ OutcomeUnknown → inquire ─┬─ applied ─→ final (settle)
+                                       │                            ├─ not applied (fenced) → move on
+                                       │                            └─ no answer → stays pending HERE
+                                       └─ failed processing_error ────────────→ unavailable: move on
+
+"Move on" is one transaction under the payment's lock: the attempt's operation is settled `failed` (never
+left pending: a stale pending authorization elsewhere is what recovery would later "settle" at the wrong
+bank), the attempt is recorded (health + the payment's `acquirer_attempts`), and the next acquirer's intent
+is written with a new key and becomes the payment's `acquirer`. It happens only after certainty that the
+acquirer did not authorize — so at most one attempt of a payment is ever not-certainly-failed.
+
+Unknown is never followed by another acquirer: the payment answers 201 `pending` with that acquirer, and the
+recovery worker (or a retry with the same Idempotency-Key, which resumes here) settles it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import structlog
+
+from paygate import crashpoints
+from paygate.acquirers.base import UNKNOWN, AcquirerResult, NotSent, OutcomeUnknown, Unavailable
+from paygate.domain import views
+from paygate.domain.ids import new_id
+from paygate.domain.payments import Status
+from paygate.services import acquirer_health
+from paygate.services.gateway import Gateway, Outcome, utcnow
+from paygate.services.idempotency import KeyHandle
+from paygate.services.settle import settle
+from paygate.store import bank_ops, payments
+from paygate.store.db import Conn, Row, pipelined
+
+log = structlog.get_logger("paygate.authorize")
+
+# How long the recovery worker leaves a fresh intent to the request that made it (also services/payments.py).
+RECOVERY_GRACE_S = 20.0
+
+# The bank's only "I certainly did nothing" answer; every other failure code is the card's answer and final.
+NOT_PROCESSED = "processing_error"
+
+Verdict = Literal["succeeded", "declined", "unavailable", "unknown", "pending"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one acquirer made of the authorization: the health verdict and the answer to settle."""
+
+    verdict: Verdict
+    result: AcquirerResult
+
+
+@dataclass(frozen=True)
+class Request:
+    """The authorization as every acquirer of the plan is asked it (the card is never stored)."""
+
+    payment_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    payment_method: Mapping[str, Any]
+    capture: bool
+    is_card: bool
+
+
+def classify(result: AcquirerResult) -> Verdict:
+    if result.outcome == "succeeded":
+        return "succeeded"
+    if result.outcome == "pending":
+        return "pending"
+    if result.outcome == "failed":
+        # anything but processing_error is the card's answer (a decline): final, never retried elsewhere
+        return "unavailable" if (result.failure_code or NOT_PROCESSED) == NOT_PROCESSED else "declined"
+    return "unknown"
+
+
+async def attempt(gw: Gateway, req: Request, acquirer: str, op_id: str, *, resumed: bool = False) -> Attempt:
+    """Ask `acquirer` once (its client retries inside), and an inquiry if the answer was lost.
+
+    `resumed`: the attempt was made by an earlier request (a crashed process, or one whose idempotency lease
+    ran out while it still worked). Its key is then never SENT again, only inquired: `NotSent` proves only
+    that *this* call never arrived, so if two requests could send one key, one's NotSent could move the
+    payment on while the other's send is applied (found by the 2,000-payment drill). One sender per key
+    — the request that created it — keeps every NotSent a certainty; everyone else asks (and fences)."""
+    bank = gw.acquirer(acquirer)
+    if resumed:
+        try:
+            return Attempt(classify(result := await bank.inquire(key=op_id)), result)
+        except Unavailable as exc:
+            log.warning("acquirer_inquiry_unanswered", acquirer=acquirer, op=op_id, detail=str(exc))
+            return Attempt("unknown", UNKNOWN)
+    try:
+        result = await bank.authorize(
+            key=op_id, reference=req.payment_id, amount=req.amount, currency=req.currency,
+            payment_method=req.payment_method, capture=req.capture, callback_url=gw.callback_url(acquirer))
+    except NotSent as exc:  # certainly never reached the bank: nothing can have been applied there
+        log.warning("acquirer_not_sent", acquirer=acquirer, op=op_id, detail=str(exc))
+        return Attempt("unavailable", AcquirerResult("failed", NOT_PROCESSED))
+    except OutcomeUnknown as exc:
+        log.warning("acquirer_outcome_unknown", acquirer=acquirer, op=op_id, detail=str(exc))
+        if not req.is_card:  # a UPI collect waits for its callback anyway: it stays with this acquirer
+            return Attempt("unknown", UNKNOWN)
+        crashpoints.reach("before_failover_inquiry")
+        try:
+            # the inquiry also fences the key: a late arrival of the original can never act (decision 0003)
+            result = await bank.inquire(key=op_id)
+        except Unavailable as again:
+            log.warning("acquirer_inquiry_unanswered", acquirer=acquirer, op=op_id, detail=str(again))
+            return Attempt("unknown", UNKNOWN)
+    return Attempt(classify(result), result)
+
+
+def _appended(p: Row, acquirer: str, a: Attempt, at: Any) -> list[dict[str, Any]]:
+    code = a.result.failure_code if a.verdict in ("declined", "unavailable") else None
+    return [*(p.get("acquirer_attempts") or []),
+            {"acquirer": acquirer, "result": a.verdict, "failure_code": code, "at": views.ts(at)}]
+
+
+async def _record(conn: Conn, gw: Gateway, p: Row, acquirer: str, a: Attempt, now: Any) -> Row:
+    """The attempt in the health record (feeds the breaker) and on the payment, in the caller's transaction."""
+    if a.verdict == "pending":  # an answer, not yet a result: the callback decides (nothing to count yet)
+        return p
+    code = a.result.failure_code if a.verdict in ("declined", "unavailable") else None
+    await acquirer_health.record_attempt(conn, gw, payment_id=p["id"], merchant_id=p["merchant_id"],
+                                         acquirer=acquirer, result=a.verdict, failure_code=code, at=now)
+    return await payments.update(conn, p, {"acquirer_attempts": _appended(p, acquirer, a, now)})
+
+
+async def _move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str) -> str | None:
+    """Close the certainly-failed attempt and open the next one, in one transaction. The new operation's
+    id, or None when the payment is no longer this request's to move (recovery settled it meanwhile)."""
+    async with pipelined(gw.pool) as conn:
+        now = utcnow()
+        p, op = await bank_ops.lock_with_payment(conn, op_id)
+        if op["status"] != "pending" or p["status"] != Status.PENDING:
+            return None
+        await bank_ops.resolve(conn, op_id, "failed", NOT_PROCESSED, now)
+        p = await _record(conn, gw, p, acquirer, a, now)
+        new_op = new_id("bop")
+        await bank_ops.insert(conn, id=new_op, merchant_id=p["merchant_id"], payment_id=p["id"],
+                              kind="authorization", amount=op["amount"], acquirer=nxt,
+                              next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+        await payments.update(conn, p, {"acquirer": nxt, "updated_at": now})
+    log.info("failover", payment=p["id"], from_acquirer=acquirer, to_acquirer=nxt)
+    return new_op
+
+
+# Work of the caller's in the transaction that settles a successful answer, before it is settled (e.g. saving
+# the card: services/saved_methods.py): (connection, operation id, outcome).
+BeforeSettle = Callable[[Conn, str, str], Awaitable[None]]
+
+
+async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: Attempt,
+                    before_settle: BeforeSettle | None = None) -> Outcome:
+    from paygate.services.payments import render  # one rendering of a create answer (payments imports us)
+
+    async with pipelined(gw.pool) as conn:
+        now = utcnow()
+        p, op = await bank_ops.lock_with_payment(conn, op_id)
+        if op["status"] == "pending":  # not settled meanwhile by recovery or a callback
+            p = await _record(conn, gw, p, acquirer, a, now)
+            r = a.result
+            if a.verdict in ("succeeded", "declined", "unavailable"):  # unavailable here: the last one
+                if before_settle is not None:
+                    await before_settle(conn, op_id, r.outcome)
+                p = await settle(conn, gw, op_id, r.outcome, r.failure_code, now, r.operation_id, r.capture_id)
+        outcome = render(p)
+        await key.finish(conn, outcome)
+        return outcome
+
+
+async def run(gw: Gateway, key: KeyHandle, req: Request, acquirer: str, op_id: str, rest: list[str], *,
+              resumed: bool = False, before_settle: BeforeSettle | None = None) -> Outcome:
+    """Authorize at `acquirer` (intent `op_id` already committed), failing over along `rest`. `resumed`: the
+    intent was written by an earlier request, so it is only inquired (see `attempt`)."""
+    rest = list(rest)
+    while True:
+        a = await attempt(gw, req, acquirer, op_id, resumed=resumed)
+        resumed = False  # every later attempt is this request's own: it alone sends that key
+        crashpoints.reach("after_bank_authorize")
+        if a.verdict != "unavailable" or not rest:
+            return await _conclude(gw, key, op_id, acquirer, a, before_settle)
+        nxt = rest.pop(0)
+        moved = await _move_on(gw, op_id, acquirer, a, nxt)
+        if moved is None:
+            return await _conclude(gw, key, op_id, acquirer, Attempt("unknown", UNKNOWN))
+        crashpoints.reach("after_failover_intent")  # the next attempt's intent is committed, not yet sent
+        acquirer, op_id = nxt, moved
