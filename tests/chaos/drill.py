@@ -512,7 +512,8 @@ def settlement_env(cfg: DrillConfig) -> dict[str, str]:
             **({"PAYGATE_SETTLEMENT_GRACE_S": str(GRACE_S)} if cfg.discrepancies else {})}
 
 
-async def _fresh_capture(drill: Drill, http: httpx.AsyncClient) -> str:
+async def _fresh_capture(drill: Drill, http: httpx.AsyncClient) -> tuple[str, str]:
+    """A new captured payment: (its id, the acquirer that captured it — a discrepancy goes to that bank)."""
     number, month, year, cvc = fresh_card(drill.rng)
     body = {"amount": drill.rng.randint(1_000, 9_000), "currency": "USD",
             "payment_method": {"type": "card", "card": {"number": number, "exp_month": month, "exp_year": year,
@@ -520,7 +521,7 @@ async def _fresh_capture(drill: Drill, http: httpx.AsyncClient) -> str:
     for _ in range(10):  # the bank still fails some: a declined processing_error is retried with a new key
         r = await drill.call(http, "/v1/payments", body, f"drill-stl-{secrets.token_hex(8)}")
         if r.status_code == 201 and r.json()["status"] == "captured":
-            return str(r.json()["id"])
+            return str(r.json()["id"]), str(r.json()["acquirer"])
     raise RuntimeError("no capture for the reconciliation drill")
 
 
@@ -539,18 +540,23 @@ async def reconcile_with_bank(drill: Drill) -> tuple[dict[str, int], list[str]]:
     body: dict[str, Any] = {}
     auth = {"Authorization": f"Bearer {drill.secret_key}"}
     banks = {name: httpx.AsyncClient(base_url=url, timeout=30) for name, url in drill.bank_urls.items()}
-    first = next(iter(banks.values()))  # the discrepancies go to the first bank, where fresh captures go
+    knobs: dict[str, dict[str, Any]] = {name: {} for name in banks}  # per bank: drop/adjust/extra, if asked
     async with httpx.AsyncClient(base_url=drill.api_url, headers=auth, timeout=30) as http:
         if drill.cfg.discrepancies:
-            dropped, adjusted = await _fresh_capture(drill, http), await _fresh_capture(drill, http)
+            dropped, at_drop = await _fresh_capture(drill, http)
+            adjusted, at_adjust = await _fresh_capture(drill, http)
             unknown = f"pay_drill_unknown_{secrets.token_hex(6)}"
             body = {"drop": [dropped], "adjust": {adjusted: -100},
                     "extra": [{"reference": unknown, "type": "capture", "amount": 1234}]}
+            # each knob goes to the bank that captured its payment (failover may have chosen another)
+            knobs[at_drop]["drop"] = [dropped]
+            knobs[at_adjust]["adjust"] = {adjusted: -100}
+            knobs[next(iter(banks))]["extra"] = body["extra"]
             injected = {("missing_from_settlement", dropped), ("amount_mismatch", adjusted),
                         ("unknown_reference", unknown)}
         batches: list[tuple[httpx.AsyncClient, str]] = []  # every bank's batches, not only the first's
-        for bank in banks.values():
-            r = await bank.post("/v1/settlements", json=body if bank is first else {})
+        for name, bank in banks.items():
+            r = await bank.post("/v1/settlements", json=knobs[name])
             r.raise_for_status()
             batches += [(bank, b["id"]) for b in (await bank.get("/v1/settlements")).json()["data"]]
         bank_ids = [bid for _, bid in batches]
