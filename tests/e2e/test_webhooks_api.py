@@ -180,7 +180,8 @@ def test_events_balance_ledger_and_queue(client: Client) -> None:
 
     fee = (10_000 * 290 + 5_000) // 10_000 + 30
     balance = client.ok("GET", "/v1/balance")
-    assert balance == {"object": "balance", "available": [{"amount": 10_000 - 2_500 - fee, "currency": "USD"}]}
+    assert balance == {"object": "balance", "available": [{"amount": 10_000 - 2_500 - fee, "currency": "USD"}],
+                       "settled": []}  # nothing settled by the bank yet (§18)
 
     entries = client.ok("GET", "/v1/ledger_entries", payment_id=captured["id"], limit=100)["data"]
     assert {e["object"] for e in entries} == {"ledger_entry"} and all(e["amount"] > 0 for e in entries)
