@@ -1,8 +1,9 @@
 """Waiting for a condition in a test: poll it, never sleep a fixed time and hope.
 
 One loop, three doors: `wait_for` (sync; the value, or None when time runs out, for callers that act on
-a timeout, e.g. a supervisor escalating to SIGKILL), `poll` (sync; fails the test with the last value)
-and `eventually` (async; the same, for a check that is a coroutine or must let the event loop run).
+a timeout, e.g. a supervisor escalating to SIGKILL — it is paygate.polling's, the one the runtime
+supervisor uses, re-exported), `poll` (sync; fails the test with the last value) and `eventually`
+(async; the same, for a check that is a coroutine or must let the event loop run).
 A check "holds" when it returns something truthy; that value is returned, so a check can fetch and test
 in one go: `row = poll(lambda: (r := db.one(...)) and r["status"] == "paid" and r)`.
 """
@@ -13,24 +14,13 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar, overload
+from typing import TypeVar, overload
+
+from paygate.polling import Pending, wait_for
+
+__all__ = ["Pending", "eventually", "poll", "wait_for"]
 
 T = TypeVar("T")
-# What a check returns while the condition does not hold yet.
-Pending = Literal[False] | None
-
-
-def wait_for(check: Callable[[], T | Pending], timeout: float, interval: float = 0.05) -> T | None:
-    """Poll `check` every `interval` s until it returns something truthy (returned), or until `timeout`
-    seconds have passed (None). The check runs at least once, and once more at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
 
 
 def poll(check: Callable[[], T | Pending], within_s: float = 15.0, interval: float = 0.05) -> T:

@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
 import httpx
+
+from paygate.polling import wait_for
 
 # the `paygate` console script next to this interpreter; not resolved: a venv's python is a symlink
 PAYGATE = Path(sys.executable).parent / "paygate"
@@ -28,17 +30,6 @@ _NO_WAIT_SIGNALS = (signal.SIGSTOP, signal.SIGCONT, signal.SIGTSTP)
 
 class SuperviseError(RuntimeError):
     """A process did not start, did not become healthy or did not stop; the message ends with its log."""
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def free_port() -> int:

@@ -23,7 +23,8 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from paygate.supervise import free_port, wait_for
+from paygate.supervise import free_port
+from tests.polling import wait_for
 
 
 class ClusterError(RuntimeError):

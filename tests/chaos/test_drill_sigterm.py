@@ -9,7 +9,7 @@ import sys
 import psutil
 import psycopg
 
-from paygate.supervise import wait_for
+from tests.polling import wait_for
 
 
 def _drill_databases(server_url: str) -> set[str]:

@@ -23,6 +23,27 @@ def card(number: str = "4111111111111111") -> dict[str, Any]:
     return {"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}}
 
 
+def ledger_entries(sk: httpx.Client, payment_id: str) -> list[dict[str, Any]]:
+    """The payment's ledger entries over the public API, read with the merchant's secret-key client."""
+    r = sk.get("/v1/ledger_entries", params={"payment_id": payment_id, "limit": 100})
+    assert r.status_code == 200, r.text
+    data: list[dict[str, Any]] = r.json()["data"]
+    return data
+
+
+def balanced_ledger(sk: httpx.Client, payment_id: str) -> dict[str, int]:
+    """Every journal of the payment balances; returns each account's debits minus credits."""
+    journals: dict[str, int] = defaultdict(int)
+    accounts: dict[str, int] = defaultdict(int)
+    for e in ledger_entries(sk, payment_id):
+        assert e["payment_id"] == payment_id
+        signed_amount = e["amount"] if e["direction"] == "debit" else -e["amount"]
+        journals[e["journal_id"]] += signed_amount
+        accounts[e["account"]] += signed_amount
+    assert all(v == 0 for v in journals.values()), journals
+    return dict(accounts)
+
+
 @dataclass
 class Money:
     shop: Shop
@@ -75,22 +96,10 @@ class Money:
         return body
 
     def entries(self, payment_id: str) -> list[dict[str, Any]]:
-        r = self.shop.sk.get("/v1/ledger_entries", params={"payment_id": payment_id, "limit": 100})
-        assert r.status_code == 200, r.text
-        data: list[dict[str, Any]] = r.json()["data"]
-        return data
+        return ledger_entries(self.shop.sk, payment_id)
 
     def ledger(self, payment_id: str) -> dict[str, int]:
-        """Every journal of the payment balances; returns each account's debits minus credits."""
-        journals: dict[str, int] = defaultdict(int)
-        accounts: dict[str, int] = defaultdict(int)
-        for e in self.entries(payment_id):
-            assert e["payment_id"] == payment_id
-            signed_amount = e["amount"] if e["direction"] == "debit" else -e["amount"]
-            journals[e["journal_id"]] += signed_amount
-            accounts[e["account"]] += signed_amount
-        assert all(v == 0 for v in journals.values()), journals
-        return dict(accounts)
+        return balanced_ledger(self.shop.sk, payment_id)
 
     def journal_kinds(self, payment_id: str) -> list[str]:
         return [r["kind"] for r in self.db.all("SELECT kind FROM ledger_journals WHERE payment_id = %s "

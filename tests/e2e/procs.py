@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Protocol
 
 from paygate import serve_secrets
-from paygate.supervise import PAYGATE, Process, free_port, wait_for
+from paygate.supervise import PAYGATE, Process, free_port
 from paygate.supervise import SuperviseError as ProcError
+from tests.polling import wait_for
 
 __all__ = ["PAYGATE", "MakeStack", "Proc", "ProcError", "Stack", "bank_proc_name", "child_env", "free_port",
            "start_stack", "wait_for"]

@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from paygate.supervise import Process, group_alive, stop_all, wait_for, watch
+from paygate.supervise import Process, group_alive, stop_all, watch
+from tests.polling import wait_for
 
 # a shell that ignores SIGTERM and has a child of its own (a straggler unless the whole group is killed)
 STUBBORN = "trap '' TERM; sleep 60 & echo ok$((6 * 7)); wait"

@@ -61,6 +61,16 @@ async def test_a_short_password_is_refused_with_a_clear_error_and_nothing_is_sto
     assert await _count(pool, "SELECT count(*) FROM api_keys") == 0
 
 
+@pytest.mark.parametrize("email", ["shop", "shop@localhost", "sh op@example.com", "a..b@example.com"])
+async def test_a_login_email_follows_the_one_address_rule_and_a_bad_one_stores_nothing(
+        pool: AsyncConnectionPool[Conn], email: str) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        await merchants.create(pool, name="Shop", email=email, password=PASSWORD)
+    assert err.value.status == 400 and err.value.param == "email"
+    assert err.value.message == "Give a valid email address (it is the dashboard login)."
+    assert await _count(pool, "SELECT count(*) FROM merchants") == 0
+
+
 async def test_emails_are_unique_whatever_their_case_and_log_in_whatever_their_case(
         pool: AsyncConnectionPool[Conn]) -> None:
     made = await merchants.create(pool, name="Shop", email="Owner@Example.com", password=PASSWORD)

@@ -131,13 +131,15 @@ def test_header_injection_through_the_merchant_name_is_neutralised() -> None:
     assert parsed["Subject"] == "Your receipt from Evil Bcc: victim@example.com: 123.45 USD"  # one line
 
 
-@pytest.mark.parametrize("address", ["a@b.co", "first.last+tag@sub.example.com", "x_y@a-b.io"])
+@pytest.mark.parametrize("address", ["a@b.co", "first.last+tag@sub.example.com", "x_y@a-b.io",
+                                     "Shop.Owner+pay@Example.COM"])
 def test_valid_addresses(address: str) -> None:
     assert emails.valid_address(address)
 
 
 @pytest.mark.parametrize("address", ["", "plain", "a@b", "a@@b.co", "a b@c.co", "a@b.co\r\nBcc: x@y.z", "a..b@c.co",
-                                     "a@-b.co", "a@b..co", "x" * 65 + "@b.co", "a@" + "b" * 250 + ".co"])
+                                     "a@-b.co", "a@b..co", "x" * 65 + "@b.co", "a@" + "b" * 250 + ".co",
+                                     "@example.com", "shop@", "a@b.co\n", "x" * 320 + "@e.com"])
 def test_invalid_addresses(address: str) -> None:
     assert not emails.valid_address(address)
 

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
 from psycopg_pool import AsyncConnectionPool
 
-from paygate.domain import credentials
+from paygate.domain import credentials, emails
 from paygate.domain.ids import new_id
 from paygate.domain.login_throttle import LoginThrottle
 from paygate.errors import AuthenticationError, InvalidRequest, NotFound, RateLimited
@@ -84,10 +84,12 @@ async def create(pool: AsyncConnectionPool[Conn], *, name: str, email: str, pass
     if not name or len(name) > 200:
         raise InvalidRequest("parameter_invalid", "Give the merchant a name (at most 200 characters).",
                              param="name")
-    for param, problem in (("email", credentials.email_problem(email)),
-                           ("password", credentials.password_problem(password))):
-        if problem is not None:
-            raise InvalidRequest("parameter_invalid", problem, param=param)
+    if not emails.valid_address(email):
+        raise InvalidRequest("parameter_invalid", "Give a valid email address (it is the dashboard login).",
+                             param="email")
+    problem = credentials.password_problem(password)
+    if problem is not None:
+        raise InvalidRequest("parameter_invalid", problem, param="password")
     password_hash = await hash_password(password)
     taken = InvalidRequest("email_taken", f"A merchant with email {email} exists.", param="email")
     try:
@@ -174,7 +176,7 @@ async def login(pool: AsyncConnectionPool[Conn], *, email: str, password: str, c
         await login_failures.record(conn, email_hash=email_hash, client_hash=client_hash)
         await login_failures.purge_older_than(conn, throttle.window_s)
     merchant_id = None
-    if email and password and len(email) <= credentials.EMAIL_MAX_CHARS \
+    if email and password and len(email) <= emails.MAX_CHARS \
             and len(password) <= credentials.PASSWORD_MAX_CHARS:
         merchant_id = await verify_password(pool, email, password)
     if merchant_id is None:
