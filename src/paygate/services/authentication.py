@@ -209,10 +209,11 @@ async def find(conn: Conn, payment_id: str) -> Row | None:
 
 async def _settle_answer(gw: Gateway, op_id: str, result: AcquirerResult) -> None:
     async with pipelined(gw.pool) as conn:
-        _p, send = await _apply(conn, gw, op_id, result, utcnow())
+        p, _send = await _apply(conn, gw, op_id, result, utcnow())
     crashpoints.reach("after_authentication_result")
-    if send is not None:
-        await authorize_now(gw, send.payment_id)
+    # whoever applied the result (this answer, or a concurrent callback a moment ago), the authorization it
+    # opened is driven from here too: the browser is sent on only once the payment is past it
+    await authorize_now(gw, p["id"])
 
 
 async def browser_return(gw: Gateway, payment_id: str) -> str | None:

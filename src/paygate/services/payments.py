@@ -143,8 +143,8 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
     if resumed and key.recovery_point == authentication.CHECKPOINT:
         assert key.resource_id is not None
         return await authentication.resume(gw, key, key.resource_id)
-    # §15: an enrolled card is authenticated by its customer first; off-session (no customer present) it is
-    # sent as it is, and the bank declines it with authentication_required (docs/authentication.md)
+    # §15: an enrolled card is authenticated by its customer first — on-session, saved or not; off-session (no
+    # customer present, a saved card, §16) it needs none: the bank takes a stored card's charge as it is
     challenge = is_card and not resolved.off_session and auth_rules.requires_authentication(pm["card"]["number"])
     if not resumed:
         plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req, pm))

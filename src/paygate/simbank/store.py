@@ -342,7 +342,9 @@ async def authorize_card(
             failure_code="duplicate_reference",
         )
     failure = cards.decide(number, exp_month, exp_year, cvc, now)
-    if failure is None and rule.challenge:  # §15: only after the cardholder passed a challenge
+    # §15: a challenge card is authorized only after its holder passed a challenge — unless it is a charge of a
+    # stored card (no CVC: the merchant charging a saved card off-session, §16, needs none)
+    if failure is None and rule.challenge and cvc is not None:
         failure = "authentication_required"
     return await _hold(conn, reference=reference, amount=amount, currency=currency,
                        card_hash=cards.card_hash(number, card_key), balance=rule.balance, failure=failure,
