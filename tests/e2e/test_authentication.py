@@ -307,9 +307,3 @@ async def test_a_return_for_an_unknown_payment_is_404(shared_stack: Stack) -> No
         r = await http.post(f"{shared_stack.bank_url}/challenge/bop_nope", data={"otp": "123456"})
         assert r.status_code == 404
 
-
-def _db(stack: Stack, pid: str) -> Any:
-    import psycopg
-
-    with psycopg.connect(stack.database_url) as conn:
-        return conn.execute("SELECT kind, status, authentication_ref, acquirer_reference, failure_code FROM bank_operations WHERE payment_id = %s", (pid,)).fetchall()
