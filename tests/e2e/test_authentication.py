@@ -307,3 +307,36 @@ async def test_a_return_for_an_unknown_payment_is_404(shared_stack: Stack) -> No
         r = await http.post(f"{shared_stack.bank_url}/challenge/bop_nope", data={"otp": "123456"})
         assert r.status_code == 404
 
+
+
+async def test_a_card_saved_through_the_challenge_is_challenged_on_session_and_not_off_session(
+    shared_stack: Stack,
+) -> None:
+    """§16: the challenge card is saved while paying, through the challenge; its on-session use is challenged
+    again, an off-session charge needs none; a failed challenge saves nothing."""
+    m = shared_stack.merchant()
+    async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as api, Browser() as browser:
+        customer = (await api.post("/v1/customers", {"email": "sca@example.com"})).json()["id"]
+        failed = await _challenged(api, customer=customer, save_payment_method=True)
+        await browser.complete(challenge_url(failed), "000000")
+        assert (await api.get(f"/v1/customers/{customer}/payment_methods")).json()["data"] == []
+
+        p = await _challenged(api, customer=customer, save_payment_method=True)
+        await browser.complete(challenge_url(p))
+        done = await _payment(api, p["id"])
+        assert done["status"] == "captured"
+        methods = (await api.get(f"/v1/customers/{customer}/payment_methods")).json()["data"]
+        assert len(methods) == 1 and methods[0]["card"]["last4"] == "3220", methods
+        pm = methods[0]["id"]
+        assert done["payment_method"]["id"] == pm
+
+        on = await api.post("/v1/payments", {"amount": 1200, "currency": "USD", "payment_method": pm,
+                                             "customer": customer})
+        assert on.status_code == 201 and on.json()["status"] == "requires_action", on.text
+        await browser.complete(challenge_url(on.json()))
+        assert (await _payment(api, on.json()["id"]))["status"] == "captured"
+
+        off = await api.post("/v1/payments", {"amount": 1300, "currency": "USD", "payment_method": pm,
+                                              "customer": customer, "off_session": True})
+        assert off.status_code == 201 and off.json()["status"] == "captured", off.text
+        assert await _bank_types(api, off.json()["id"]) == [("authorization", "succeeded"), ("capture", "succeeded")]

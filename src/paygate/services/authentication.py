@@ -37,7 +37,7 @@ from paygate.domain import authentication as rules
 from paygate.domain import views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
-from paygate.services import authorize
+from paygate.services import authorize, saved_methods
 from paygate.services.gateway import Gateway, Outcome, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import emit, fail, move
@@ -103,6 +103,7 @@ async def _apply(conn: Conn, gw: Gateway, op_id: str, result: AcquirerResult, no
     if result.outcome == "failed":
         code = result.failure_code or "processing_error"
         await bank_ops.resolve(conn, op_id, "failed", code, now, reference)
+        await saved_methods.discard_held(conn, p["id"])
         return await fail(conn, p, code, now), None
     return p, None  # unknown: the intent stays for recovery
 
@@ -197,7 +198,9 @@ async def authorize_now(gw: Gateway, payment_id: str, key: KeyHandle | None = No
         payment_method={"type": "authenticated", "authentication": op["authentication_ref"]},
         capture=p["capture_method"] == "automatic", is_card=True, resendable=True)
     crashpoints.reach("before_authenticated_authorization")
-    return await authorize.run(gw, key or KeyHandle(p["merchant_id"], None), request, op["acquirer"], op["id"], [])
+    return await authorize.run(gw, key or KeyHandle(p["merchant_id"], None), request, op["acquirer"], op["id"], [],
+                               before_settle=lambda conn, op_id, outcome: saved_methods.save_held(conn, gw, op_id,
+                                                                                                  outcome))
 
 
 async def find(conn: Conn, payment_id: str) -> Row | None:
@@ -289,6 +292,7 @@ async def close(conn: Conn, p: Row, target: Status, code: str | None, now: datet
     op = await bank_ops.pending_for_payment(conn, p["id"], "authentication")
     if op is not None and op["status"] == "pending":
         await bank_ops.resolve(conn, op["id"], "failed", code or "voided", now)
+    await saved_methods.discard_held(conn, p["id"])
     if target is Status.VOIDED:
         return await move(conn, p, Status.VOIDED, now)
     return await fail(conn, p, code or rules.FAILED, now)

@@ -181,6 +181,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                                   kind="authentication" if challenge else "authorization", amount=amount,
                                   acquirer=acquirer, next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
             if challenge:  # the acquirer that authenticates is the one that will authorize (decision 0018)
+                await saved_methods.hold_for_challenge(conn, gw, resolved, payment_id, who.merchant_id, now)
                 await key.checkpoint(conn, authentication.CHECKPOINT, payment_id)
             if not is_card:  # UPI waits for the customer: its `pending` is an observable state
                 await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)

@@ -17,3 +17,24 @@ ALTER TABLE orders ADD COLUMN return_url text;
 ALTER TABLE bank_operations ADD COLUMN authentication_ref text;
 -- the worker's timeout scan (PAYGATE_AUTHENTICATION_TTL)
 CREATE INDEX payments_requires_action ON payments (created_at) WHERE status = 'requires_action';
+
+-- A card to save once its payment's challenge passes (§16 "save it while paying, through the challenge"). The
+-- create request is the only one that ever sees the number, and the authorization comes later, in another
+-- request (or the worker): so the number waits here, sealed by the vault for the saved method's id it will get
+-- (`pm_id`), and is moved into payment_methods by the transaction that records the authorization — or erased
+-- (the row deleted) by the one that ends the payment otherwise.
+CREATE TABLE pending_card_saves (
+    payment_id        text PRIMARY KEY REFERENCES payments (id),
+    merchant_id       text NOT NULL REFERENCES merchants (id),
+    customer_id       text NOT NULL REFERENCES customers (id),
+    pm_id             text NOT NULL,
+    brand             text NOT NULL,
+    last4             text NOT NULL,
+    exp_month         integer NOT NULL,
+    exp_year          integer NOT NULL,
+    fingerprint       text NOT NULL,
+    vault_key_id      text NOT NULL,
+    vault_nonce       bytea NOT NULL,
+    vault_ciphertext  bytea NOT NULL,
+    created_at        timestamptz NOT NULL
+);
