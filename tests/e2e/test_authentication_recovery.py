@@ -62,7 +62,8 @@ async def test_a_crash_after_the_bank_opened_the_challenge_is_answered_by_the_re
             await asyncio.sleep(float(r.headers["retry-after"]))
         assert r.status_code == 201 and r.json()["id"] == pid, r.text
         p = r.json()
-        assert p["status"] == "requires_action" and p["next_action"]["redirect_to_url"]["url"].startswith(stack.bank_url)
+        assert p["status"] == "requires_action"
+        assert p["next_action"]["redirect_to_url"]["url"].startswith(stack.bank_url)
         assert _rows(stack, "SELECT count(*) FROM events WHERE type = 'payment.requires_action'") == [(1,)]
         async with Browser() as browser:
             await browser.complete(challenge_url(p))
