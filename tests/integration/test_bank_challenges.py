@@ -59,6 +59,7 @@ async def test_a_challenge_passed_once_is_reported_signed_and_authorizes_once(si
         page = await sim.http.get(_path(op["challenge_url"]))
         assert page.status_code == 200 and "frame-ancestors" in page.headers["content-security-policy"]
         assert "20.00 USD" in page.text and "4000000000003220" not in page.text and "<script" not in page.text
+        assert "123456" not in page.text  # the code is checked by the bank, never shipped in the page
         answer = await sim.http.post(_path(op["challenge_url"]), data={"otp": "123456"})
         assert answer.status_code == 303 and answer.headers["location"] == RETURN
         # answered once: a second answer (even a wrong one) gets the same 303 and changes nothing

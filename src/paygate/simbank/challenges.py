@@ -51,7 +51,7 @@ def _form(ch: store.Challenge) -> Response:
     return _page(200, "Confirm your payment", f"""
 <h1>Confirm your payment</h1>
 <p>Your bank asks you to confirm a payment of <strong data-test-id="challenge-amount">{amount}</strong>.</p>
-<p class="muted">Enter the one-time code sent to your phone (test mode: {cards.CHALLENGE_CODE} passes).</p>
+<p class="muted">Enter the one-time code sent to your phone.</p>
 <form method="post" data-test-id="challenge-form" autocomplete="off">
   <label for="otp">One-time code</label><br>
   <input id="otp" name="otp" inputmode="numeric" maxlength="12" required data-test-id="otp-input">
