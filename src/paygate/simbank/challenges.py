@@ -31,7 +31,12 @@ _HEADERS = {
 MAX_FORM_BYTES = 4096
 
 
+_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX"})
+
+
 def _money(amount: int, currency: str) -> str:
+    if currency in _ZERO_DECIMAL:
+        return f"{amount:,} {currency}"
     major, minor = divmod(amount, 100)
     return f"{major:,}.{minor:02d} {currency}"
 
