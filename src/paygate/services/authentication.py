@@ -42,7 +42,7 @@ from paygate.services.gateway import Gateway, Outcome, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import emit, fail, move
 from paygate.store import bank_ops, payments
-from paygate.store.db import Conn, Row, fetch_one, pipelined
+from paygate.store.db import Conn, Row, pipelined
 
 log = structlog.get_logger("paygate.authentication")
 
@@ -109,7 +109,7 @@ async def _apply(conn: Conn, gw: Gateway, op_id: str, result: AcquirerResult, no
 
 
 async def _reference(conn: Conn, op_id: str) -> str | None:
-    row = await fetch_one(conn, "SELECT acquirer_reference FROM bank_operations WHERE id = %s", (op_id,))
+    row = await bank_ops.get(conn, op_id)
     return row["acquirer_reference"] if row else None
 
 
@@ -204,7 +204,8 @@ async def authorize_now(gw: Gateway, payment_id: str, key: KeyHandle | None = No
 
 
 async def find(conn: Conn, payment_id: str) -> Row | None:
-    return await fetch_one(conn, "SELECT * FROM payments WHERE id = %s", (payment_id,))
+    """A payment by id alone: the browser's pages and the bank's results name no merchant."""
+    return await payments.find(conn, payment_id)
 
 
 # --- completion: the browser's return, the bank's callback, recovery ----------------------------------------

@@ -44,6 +44,11 @@ async def get(conn: Conn, merchant_id: str, payment_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM payments WHERE id = %s AND merchant_id = %s", (payment_id, merchant_id))
 
 
+async def find(conn: Conn, payment_id: str) -> Row | None:
+    """By id alone (no merchant): for callers a payment id authenticates, such as a customer's browser (§15)."""
+    return await fetch_one(conn, "SELECT * FROM payments WHERE id = %s", (payment_id,))
+
+
 async def lock(conn: Conn, payment_id: str, merchant_id: str | None = None) -> Row | None:
     if merchant_id is None:
         return await fetch_one(conn, "SELECT * FROM payments WHERE id = %s FOR UPDATE", (payment_id,))
