@@ -63,8 +63,8 @@ async def challenged(gw: Gateway, who: Principal, capture_method: str = "automat
 
 async def authentication_key(gw: Gateway, pid: str) -> str:
     async with gw.pool.connection() as conn:
-        row = await fetch_one(conn, "SELECT id FROM bank_operations WHERE payment_id = %s AND kind = 'authentication'",
-                              (pid,))
+        row = await fetch_one(conn, "SELECT id FROM bank_operations WHERE payment_id = %s AND kind = 'authentication'"
+                                    " ORDER BY created_at DESC, id DESC LIMIT 1", (pid,))
     assert row is not None
     return str(row["id"])
 
@@ -135,12 +135,27 @@ async def test_a_callback_from_another_acquirer_counts_for_nothing(
     assert await status(gw, p["id"]) == "requires_action"
 
 
-async def test_an_authentication_never_sent_fails_as_processing_error(
+async def test_an_authentication_never_sent_moves_on_and_the_next_acquirer_authorizes(
         gw: Gateway, who: Principal, alpha: MemoryAcquirer, beta: MemoryAcquirer) -> None:
     alpha.script(OpKind.AUTHENTICATION, Behaviour.REFUSE)
     code, p = await challenged(gw, who)
+    assert (code, p["status"], p["acquirer"]) == (201, "requires_action", "beta")
+    assert [(a["acquirer"], a["result"]) for a in p["acquirer_attempts"]] == [("alpha", "unavailable")]
+    beta.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    await authentication.browser_return(gw, p["id"])
+    assert await status(gw, p["id"]) == "captured"
+    assert methods(alpha) == ["authenticate"] and methods(beta) == ["authenticate", "inquire", "authorize"]
+    # a late callback from alpha (which never had it) counts for nothing
+    assert (await bank_events.receive(gw, callback(p["id"], True, acquirer="alpha"))).outcome == "ignored"
+
+
+async def test_an_authentication_sent_nowhere_fails_as_processing_error(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer, beta: MemoryAcquirer) -> None:
+    alpha.script(OpKind.AUTHENTICATION, Behaviour.REFUSE)
+    beta.script(OpKind.AUTHENTICATION, Behaviour.REFUSE)
+    code, p = await challenged(gw, who)
     assert (code, p["status"], p["failure_code"]) == (402, "failed", "processing_error")
-    assert beta.calls == []
+    assert "authorize" not in methods(alpha) + methods(beta)
 
 
 async def test_a_lost_answer_to_the_authentication_is_inquired(

@@ -189,7 +189,8 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 await key.checkpoint(conn, "payment_created", payment_id)
         if challenge:
             return await authentication.begin(gw, key, payment_id=payment_id, op_id=op_id, acquirer=acquirer,
-                                              amount=amount, currency=currency, payment_method=_for_bank(pm))
+                                              amount=amount, currency=currency, payment_method=_for_bank(pm),
+                                              rest=plan[1:])
         rest = plan[1:]
     else:
         # A retry with the same key resumes the failover where it stands: the latest attempt is INQUIRED (a
