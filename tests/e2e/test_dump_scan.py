@@ -21,7 +21,9 @@ SAVED = ["4111111111111111", "5555555555554444", "4000000000000127", "6011111111
 VERIFIED = {"378282246310005": ("1234", 3, 2031)}
 SAVED_PAYING = {"5200828282828210": ("333", 5, 2031)}
 SAVE_DECLINED = {"4000000000000002": ("111", 1, 2031)}
-EVERY = sorted({*PAID, *DECLINED, *SAVED, *VERIFIED, *SAVED_PAYING, *SAVE_DECLINED})
+# §15: a card to save through its challenge waits for it sealed (pending_card_saves); the dump is taken meanwhile
+CHALLENGED = "4000000000003220"
+EVERY = sorted({*PAID, *DECLINED, *SAVED, *VERIFIED, *SAVED_PAYING, *SAVE_DECLINED, CHALLENGED})
 
 
 def _pg_dump() -> str:
@@ -85,6 +87,12 @@ def test_a_database_dump_holds_no_card_number(stack: Stack, tmp_path: Path) -> N
         r = client.http.post("/v1/payments", json={"amount": 300, "currency": "USD", "payment_method": charged[0],
                                                    "customer": customer["id"]})
         assert r.status_code == 201 and r.json()["payment_method"]["id"] == charged[0], r.text
+        r = client.http.post("/v1/payments", json={
+            "amount": 900, "currency": "USD", "customer": customer["id"], "save_payment_method": True,
+            "payment_method": {"type": "card", "card": {"number": CHALLENGED, "cvc": "999", "exp_month": 4,
+                                                        "exp_year": 2032}}})
+        assert r.status_code == 201 and r.json()["status"] == "requires_action", r.text
+        waiting = r.json()["id"]
     finally:
         client.close()
 
@@ -93,6 +101,8 @@ def test_a_database_dump_holds_no_card_number(stack: Stack, tmp_path: Path) -> N
     dump = out.read_text()
     # the dump is complete: the saved cards' rows, their vault columns, the payments and the bank's accounts
     assert all(pm in dump for pm in saved) and "COPY public.payment_methods" in dump
+    assert "COPY bank.authentications" in dump
+    assert waiting in dump.split("COPY public.pending_card_saves", 1)[1].split("\n\\.\n", 1)[0]  # sealed, held
     assert "COPY bank.accounts" in dump and dump.count("dump scan") >= len(PAID)
     assert "\\\\x" in dump or "\\x" in dump  # bytea (the ciphertexts) dumped as hex
     # in clear: the digits, with spaces or dashes, as text or as the hex of a bytea (stored responses are bytea)

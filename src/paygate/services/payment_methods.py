@@ -15,6 +15,7 @@ import structlog
 from paygate.acquirers.base import AcquirerResult, NotSent, Unavailable
 from paygate.config import Settings
 from paygate.domain import cards, customer_views
+from paygate.domain.authentication import requires_authentication
 from paygate.domain.ids import new_id
 from paygate.errors import ApiError, CardError, NotFound
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
@@ -93,7 +94,7 @@ async def create(gw: Gateway, who: Principal, customer_id: str, card: dict[str, 
     async with gw.pool.connection() as conn:
         if await customers.get(conn, who.merchant_id, customer_id) is None:
             raise NotFound("customer", customer_id, param="customer")
-    if card["number"] == AUTHENTICATION_CARD:
+    if requires_authentication(card["number"]):  # asks for it on every on-session use: no verification alone
         outcome = _declined("authentication_required", "This card asks its customer for authentication; save it "
                             "while paying instead (POST /v1/payments with save_payment_method).")
         async with transaction(gw.pool) as conn:
@@ -114,10 +115,6 @@ async def create(gw: Gateway, who: Principal, customer_id: str, card: dict[str, 
             outcome = Outcome.of(201, customer_views.payment_method(row))
         await key.finish(conn, outcome)
     return outcome
-
-
-# Asks for authentication (§15) on every on-session use, so it cannot be verified without a challenge.
-AUTHENTICATION_CARD = "4000000000003220"
 
 
 def _declined(code: str, message: str) -> Outcome:
