@@ -152,8 +152,8 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
                         title="Order not found",
                         message="This payment link is not valid. Ask the shop for a new one.")
         merchant = await merchants.by_id(conn, order["merchant_id"])
-        # back from the bank's challenge (§15): that payment decides, whatever the others did
-        returned = await _returned_payment(conn, order, payment_id)
+        # back from the bank's challenge (§15): that payment decides, unless the order got paid meanwhile
+        returned = await _returned_payment(conn, order, payment_id) if order["status"] != "paid" else None
         payment = returned or await _relevant_payment(conn, order)
         attempts_left = await _attempts_left(conn, request, order)
         saved = await _saved_cards(conn, order)
