@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # still needed to read what they encrypted. Each one is checked like the secrets above.
     vault_key: str = DEFAULT_VAULT_KEY
     auth_ttl: int = 604_800
+    # a customer authentication (§15) not completed within this many seconds fails the payment
+    authentication_ttl: int = 900
     # Dashboard logins: after this many failures within the window (per email, and per client address),
     # every attempt is 429 until the oldest leaves the window; 0 disables (API.md §19).
     login_max_failures: int = 5

@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 
 class OpKind(StrEnum):
+    AUTHENTICATION = "authentication"  # the cardholder's challenge (§15): no money; `pending` until answered
     AUTHORIZATION = "authorization"
     CAPTURE = "capture"
     VOID = "void"
@@ -50,6 +51,7 @@ class AcquirerResult:
     operation_id: str | None = None
     captured: bool = False
     capture_id: str | None = None  # with `captured`: the bank's id of the capture made with the authorization
+    challenge_url: str | None = None  # an authentication `pending`: the page the cardholder answers (§15)
 
     @property
     def final(self) -> bool:
@@ -137,6 +139,16 @@ class Acquirer(Protocol):
     async def authorize(self, *, key: str, reference: str, amount: int, currency: str,
                         payment_method: Mapping[str, Any], capture: bool, callback_url: str | None) -> AcquirerResult:
         """Hold (and with `capture`, take) `amount` on the payment method, for `reference` (the payment id)."""
+        ...
+
+    async def authenticate(self, *, key: str, reference: str, amount: int, currency: str,
+                           payment_method: Mapping[str, Any], callback_url: str | None,
+                           return_url: str) -> AcquirerResult:
+        """Open the cardholder's challenge (§15): `pending` with `challenge_url`, where the customer's browser
+        goes, and from where it is sent (303) to `return_url`; `failed` with the card's decline code when the
+        card cannot be charged anyway; `succeeded` when no challenge is needed. The result of a pending one
+        comes by callback (`authentication.*`) and by `inquire`. The authorization that follows names it
+        (`{"type": "authenticated", "authentication": <its operation_id>}`) instead of the card."""
         ...
 
     async def capture(self, *, key: str, reference: str, amount: int) -> AcquirerResult: ...

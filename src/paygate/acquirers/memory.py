@@ -93,6 +93,19 @@ class MemoryAcquirer:
         self.calls.append(Call("authorize", key, reference, amount))
         return self._mutate(OpKind.AUTHORIZATION, key, reference, amount, captured=capture)
 
+    async def authenticate(self, *, key: str, reference: str, amount: int, currency: str,
+                           payment_method: Mapping[str, Any], callback_url: str | None,
+                           return_url: str) -> AcquirerResult:
+        """Unscripted: a pending challenge, answered by `answer_challenge`."""
+        self.calls.append(Call("authenticate", key, reference, amount))
+        return self._mutate(OpKind.AUTHENTICATION, key, reference, amount)
+
+    def answer_challenge(self, key: str, *, passed: bool) -> None:
+        """The cardholder answers the challenge opened with `key` (what the bank's page does)."""
+        op = self._ops[key]
+        op.result = AcquirerResult("succeeded" if passed else "failed", None if passed else "authentication_failed",
+                                   op.id)
+
     async def capture(self, *, key: str, reference: str, amount: int) -> AcquirerResult:
         self.calls.append(Call("capture", key, reference, amount))
         return self._mutate(OpKind.CAPTURE, key, reference, amount)
@@ -116,7 +129,7 @@ class MemoryAcquirer:
         return AcquirerResult("failed", "processing_error", None)
 
     async def resolve(self, *, kind: OpKind, key: str, reference: str, amount: int) -> AcquirerResult:
-        if kind in (OpKind.AUTHORIZATION, OpKind.VERIFICATION):
+        if kind in (OpKind.AUTHORIZATION, OpKind.VERIFICATION, OpKind.AUTHENTICATION):
             return await self.inquire(key=key)
         if kind is OpKind.CAPTURE:
             return await self.capture(key=key, reference=reference, amount=amount)
@@ -175,8 +188,9 @@ class MemoryAcquirer:
         op_id = f"mop_{next(self._ids)}"
         if b is Behaviour.DECLINE:
             result = AcquirerResult("failed", step.failure_code, op_id)
-        elif b is Behaviour.PENDING:
-            result = AcquirerResult("pending", None, op_id)
+        elif b is Behaviour.PENDING or kind is OpKind.AUTHENTICATION:
+            challenge = f"http://{self.name}.invalid/challenge/{op_id}" if kind is OpKind.AUTHENTICATION else None
+            result = AcquirerResult("pending", None, op_id, challenge_url=challenge)
         else:
             capture_id = f"mop_{next(self._ids)}" if captured and kind is OpKind.AUTHORIZATION else None
             result = AcquirerResult("succeeded", None, op_id, captured=captured, capture_id=capture_id)

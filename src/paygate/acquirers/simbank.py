@@ -46,6 +46,7 @@ DISPUTE_TYPES = frozenset({"dispute.created", "dispute.won", "dispute.lost"})
 DISPUTE_REASONS = frozenset({"fraudulent", "product_not_received", "duplicate", "general"})
 SETTLEMENT_TYPE = "settlement.created"
 CALLBACK_OPERATIONS = frozenset({"authorization", "capture", "refund"})
+AUTHENTICATION_TYPES = {"authentication.succeeded": "succeeded", "authentication.failed": "failed"}
 
 
 class BankUnavailable(Exception):
@@ -105,6 +106,13 @@ class SimBank:
             "callback_url": callback_url,
         }
         return _operation_result(await self._post("/v1/authorizations", key, body))
+
+    async def authenticate(self, *, key: str, reference: str, amount: int, currency: str,
+                           payment_method: Mapping[str, Any], callback_url: str | None,
+                           return_url: str) -> AcquirerResult:
+        body = {"reference": reference, "amount": amount, "currency": currency,
+                "payment_method": dict(payment_method), "callback_url": callback_url, "return_url": return_url}
+        return _operation_result(await self._post("/v1/authentications", key, body))
 
     async def capture(self, *, key: str, reference: str, amount: int) -> AcquirerResult:
         body = {"reference": reference, "amount": amount}
@@ -285,7 +293,15 @@ def _operation_result(op: Any) -> AcquirerResult:
         operation_id=op.get("id") if isinstance(op.get("id"), str) else None,
         captured=op.get("captured") is True,
         capture_id=op.get("capture_id") if isinstance(op.get("capture_id"), str) else None,
+        challenge_url=_challenge_url(op.get("challenge_url")),
     )
+
+
+def _challenge_url(value: Any) -> str | None:
+    """The bank's challenge page, if it is one a browser can be sent to (anything else is no page at all)."""
+    if not isinstance(value, str) or len(value) > 2048 or not value.startswith(("http://", "https://")):
+        return None
+    return value if text.acceptable(value) else None
 
 
 def _bad(message: str, param: str | None = None) -> MalformedCallback:
@@ -303,10 +319,18 @@ def parse_callback_body(acquirer: str, body: bytes) -> Callback:
     event_id, type_, data = doc.get("id"), doc.get("type"), doc.get("data")
     if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
         raise _bad("id must be a string of 1-255 characters.", "id")
-    if type_ not in CALLBACK_TYPES and type_ not in DISPUTE_TYPES and type_ != SETTLEMENT_TYPE:
-        raise _bad("type must be operation.*, dispute.* or settlement.created.", "type")
+    if (type_ not in CALLBACK_TYPES and type_ not in DISPUTE_TYPES and type_ != SETTLEMENT_TYPE
+            and type_ not in AUTHENTICATION_TYPES):
+        raise _bad("type must be operation.*, authentication.*, dispute.* or settlement.created.", "type")
     if not isinstance(data, dict):
         raise _bad("data must be an object.", "data")
+    if type_ in AUTHENTICATION_TYPES:  # §12 v2: data {"reference"}
+        if not text.acceptable(event_id) or not text.storable(doc):
+            raise _bad("The body must not contain control characters.", "id")
+        result: Literal["succeeded", "failed"] = "succeeded" if AUTHENTICATION_TYPES[type_] == "succeeded" else "failed"
+        return Callback(acquirer=acquirer, id=event_id, type=type_, outcome=result,
+                        reference=_short(data, "reference"), operation="authentication", amount=0,
+                        failure_code=None, body=doc)
     if type_ in DISPUTE_TYPES or type_ == SETTLEMENT_TYPE:
         if not text.acceptable(event_id):
             raise _bad("id must not contain control characters.", "id")

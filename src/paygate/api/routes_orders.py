@@ -25,7 +25,7 @@ Listing = Annotated[ListParams, Depends(list_params)]
 @router.post("/orders", status_code=201, summary="Create an order (and its hosted checkout page)")
 async def create_order(request: Request, body: CreateOrder, who: Secret) -> Response:
     req = order_service.NewOrder(amount=body.amount, currency=body.currency, receipt=body.receipt, notes=body.notes,
-                                  customer=body.customer)
+                                  customer=body.customer, return_url=body.return_url)
     gw = gateway(request)
     return await idempotent(request, who, lambda key: order_service.create(gw, who, req, key))
 

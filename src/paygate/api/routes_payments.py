@@ -24,7 +24,8 @@ Secret = Annotated[Principal, Depends(secret_key)]
 AnyKey = Annotated[Principal, Depends(principal)]
 Listing = Annotated[ListParams, Depends(list_params)]
 # a saved card of the order's customer, or saving one for it (§16): the checkout's; never off_session
-_PUBLISHABLE_FIELDS = frozenset({"order_id", "payment_method", "save_payment_method"})
+# return_url too (§15): the hosted checkout's own page, where the customer comes back after a challenge
+_PUBLISHABLE_FIELDS = frozenset({"order_id", "payment_method", "save_payment_method", "return_url"})
 
 
 @router.post("/payments", status_code=201, summary="Create and authorize a payment")
@@ -38,6 +39,7 @@ async def create_payment(request: Request, body: CreatePayment, who: AnyKey) -> 
         amount=body.amount, currency=body.currency,
         capture_method=body.capture_method, order_id=body.order_id, customer_id=body.customer_id,
         description=body.description, metadata=body.metadata, receipt_email=body.receipt_email,
+        return_url=body.return_url,
     )
     gw = gateway(request)
     return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key))

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
+    REQUIRES_ACTION = "requires_action"  # the customer must authenticate first (§15); nothing held yet
     PENDING = "pending"
     AUTHORIZED = "authorized"
     CAPTURING = "capturing"
@@ -25,6 +26,9 @@ class Status(StrEnum):
 S = Status
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # authenticated → `pending` while the authorization is in flight (or straight to its outcome); failed
+    # (challenge failed, timed out, bank refused); voided (nothing is held, so nothing to release at the bank)
+    S.REQUIRES_ACTION: frozenset({S.PENDING, S.AUTHORIZED, S.CAPTURED, S.FAILED, S.VOIDED}),
     S.PENDING: frozenset({S.AUTHORIZED, S.CAPTURED, S.FAILED}),
     S.AUTHORIZED: frozenset({S.CAPTURING, S.VOIDING, S.EXPIRED, S.CAPTURED, S.VOIDED}),
     S.CAPTURING: frozenset({S.CAPTURED, S.EXPIRED}),
@@ -43,6 +47,7 @@ REFUNDABLE = frozenset({S.CAPTURED, S.PARTIALLY_REFUNDED})
 
 # The event each status emits when reached (in-flight card statuses emit nothing; see `event_for`).
 _EVENTS: dict[Status, str] = {
+    S.REQUIRES_ACTION: "payment.requires_action",
     S.AUTHORIZED: "payment.authorized",
     S.CAPTURED: "payment.captured",
     S.FAILED: "payment.failed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from paygate.domain.authentication import next_action
 from paygate.domain.payments import Status, amount_capturable
 
 Row = dict[str, Any]
@@ -48,6 +49,7 @@ def payment(row: Row) -> dict[str, Any]:
         # every acquirer tried, oldest first, and the bank's own ids of what succeeded there (§14)
         "acquirer_attempts": row.get("acquirer_attempts") or [],
         "acquirer_references": {**NO_REFERENCES, **(row.get("acquirer_references") or {})},
+        "next_action": next_action(status, row.get("challenge_url"), row.get("return_url")),  # §15
     }
 
 
@@ -82,6 +84,7 @@ def order(row: Row, public_url: str) -> dict[str, Any]:
         "status": row["status"],
         "amount_paid": row["amount_paid"],
         "checkout_url": f"{public_url.rstrip('/')}/checkout/{row['id']}",
+        "return_url": row.get("return_url"),  # §15
         "created_at": ts(row["created_at"]),
     }
 

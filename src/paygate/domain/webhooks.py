@@ -18,7 +18,8 @@ from typing import Any
 from paygate.domain.retry import jittered
 
 EVENT_TYPES = (
-    "payment.pending", "payment.authorized", "payment.captured", "payment.failed", "payment.voided",
+    "payment.requires_action", "payment.pending", "payment.authorized", "payment.captured", "payment.failed",
+    "payment.voided",
     "payment.expired", "refund.succeeded", "refund.failed", "order.paid",
     "payment_method.attached", "payment_method.detached",
     "dispute.created", "dispute.under_review", "dispute.won", "dispute.lost", "settlement.reconciled",

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from paygate.domain import cards, emails, money, text, upi
+from paygate.domain import authentication, cards, emails, money, text, upi
 
 
 class Strict(BaseModel):
@@ -97,6 +97,13 @@ def _vpa(v: str) -> str:
     return v
 
 
+def _return_url(v: str) -> str:
+    why = authentication.return_url_problem(v)
+    if why is not None:
+        raise PydanticCustomError("parameter_invalid", f"return_url {why}.")
+    return v
+
+
 def _email(v: str) -> str:
     if not emails.valid_address(v):
         raise PydanticCustomError("parameter_invalid", "Not a valid email address.")
@@ -116,6 +123,9 @@ Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata), Fiel
 ShortText = Annotated[PlainStr, Field(max_length=255)]
 LongText = Annotated[FreeStr, Field(max_length=1000)]
 Email = Annotated[PlainStr, AfterValidator(_email)]
+# where the customer's browser goes after authenticating (§15): any http(s) URL, only ever redirected to (§19)
+ReturnUrl = Annotated[PlainStr, AfterValidator(_return_url),
+                      Field(max_length=authentication.MAX_RETURN_URL, json_schema_extra={"format": "uri"})]
 
 
 class Card(Strict):
@@ -173,6 +183,7 @@ class CreatePayment(Strict):
     description: LongText | None = None
     metadata: Metadata = Field(default_factory=dict)
     receipt_email: Email | None = None
+    return_url: ReturnUrl | None = None
 
 
 class CreatePaymentMethod(Strict):
@@ -200,6 +211,7 @@ class CreateOrder(Strict):
     receipt: ShortText | None = None
     notes: Metadata = Field(default_factory=dict)
     customer: ShortText | None = None  # a cus_ id: the checkout offers its saved cards (§16)
+    return_url: ReturnUrl | None = None  # §15: the hosted checkout's return-link
 
 
 class SendLink(Strict):

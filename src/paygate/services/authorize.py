@@ -71,6 +71,9 @@ class Request:
     payment_method: Mapping[str, Any]
     capture: bool
     is_card: bool
+    # an authorization that carries no card (made with a customer authentication, services/authentication.py):
+    # anyone may send its key again, so an answer that did not come is left to recovery, never concluded
+    resendable: bool = False
 
 
 def classify(result: AcquirerResult) -> Verdict:
@@ -105,10 +108,13 @@ async def attempt(gw: Gateway, req: Request, acquirer: str, op_id: str, *, resum
             payment_method=req.payment_method, capture=req.capture, callback_url=gw.callback_url(acquirer))
     except NotSent as exc:  # certainly never reached the bank: nothing can have been applied there
         log.warning("acquirer_not_sent", acquirer=acquirer, op=op_id, detail=str(exc))
+        if req.resendable:  # this send did not arrive; another sender's may: recovery sends it again
+            return Attempt("unknown", UNKNOWN)
         return Attempt("unavailable", AcquirerResult("failed", NOT_PROCESSED))
     except OutcomeUnknown as exc:
         log.warning("acquirer_outcome_unknown", acquirer=acquirer, op=op_id, detail=str(exc))
-        if not req.is_card:  # a UPI collect waits for its callback anyway: it stays with this acquirer
+        # a UPI collect waits for its callback anyway, a resendable one for recovery: it stays with this acquirer
+        if not req.is_card or req.resendable:
             return Attempt("unknown", UNKNOWN)
         crashpoints.reach("before_failover_inquiry")
         try:

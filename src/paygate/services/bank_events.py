@@ -30,7 +30,7 @@ from paygate.acquirers.base import BadSignature, Callback, CallbackError
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
 from paygate.errors import AuthenticationError, InvalidRequest
-from paygate.services import disputes, settlements
+from paygate.services import authentication, disputes, settlements
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
 from paygate.store import bank_events, bank_ops, payments
@@ -97,6 +97,10 @@ async def _operation_for(conn: Conn, p: Row, event: Callback) -> tuple[Row | Non
 
 async def _apply(conn: Conn, gw: Gateway, event: Callback, now: datetime) -> tuple[str, str | None]:
     """(outcome, detail) of applying the event inside the caller's transaction."""
+    if event.operation == "authentication":  # §15: the challenge's result
+        outcome, detail, _send = await authentication.apply_callback(conn, gw, event.acquirer, event.reference,
+                                                                     event.outcome == "succeeded", now)
+        return outcome, detail
     if event.type.startswith("dispute."):  # §17: disputes have their own use case
         return await disputes.apply_callback(conn, gw, event, now)
     if event.type == "settlement.created":  # §18: noted here, fetched and reconciled by the worker
@@ -146,6 +150,13 @@ async def receive(gw: Gateway, event: Callback) -> Receipt:
             outcome, detail = await _apply(conn, gw, event, now)
             await bank_events.set_outcome(conn, event.id, outcome, detail)
             receipt = Receipt(event.id, outcome, duplicate=False)
+    if event.type == "authentication.succeeded" and receipt.outcome == APPLIED and not receipt.duplicate:
+        # the challenge passed: send the authorization it opened, now that its intent is committed (a failure
+        # here loses nothing: the browser's return or the recovery worker sends it again with its key)
+        try:
+            await authentication.authorize_now(gw, event.reference)
+        except Exception as exc:
+            log.warning("authenticated_authorization_deferred", payment=event.reference, error=type(exc).__name__)
     if receipt.duplicate:
         log.info("bank_event_duplicate", bank_event=event.id, reference=event.reference)
     elif receipt.outcome in (IGNORED, UNKNOWN_REFERENCE):

@@ -26,6 +26,7 @@ class NewOrder:
     receipt: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
     customer: str | None = None  # a cus_ id (§16)
+    return_url: str | None = None  # §15: where the hosted checkout's return-link goes
 
 
 async def create(gw: Gateway, who: Principal, req: NewOrder, key: KeyHandle) -> Outcome:
@@ -36,7 +37,7 @@ async def create(gw: Gateway, who: Principal, req: NewOrder, key: KeyHandle) -> 
         row = await orders.insert(conn, {
             "id": new_id("ord"), "merchant_id": who.merchant_id, "amount": req.amount, "currency": req.currency,
             "receipt": req.receipt, "notes": req.notes, "created_at": now, "updated_at": now,
-            "customer": req.customer,
+            "customer": req.customer, "return_url": req.return_url,
         })
         outcome = Outcome.of(201, views.order(row, gw.settings.public_url))
         await key.finish(conn, outcome)

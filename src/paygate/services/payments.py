@@ -17,12 +17,13 @@ from typing import Any
 
 from paygate import crashpoints
 from paygate.acquirers.base import AcquirerResult
+from paygate.domain import authentication as auth_rules
 from paygate.domain import cards, views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
 from paygate.domain.routing import Facts
 from paygate.errors import CardError, InvalidRequest, InvalidState, NotFound, RateLimited
-from paygate.services import authorize, routing, saved_methods
+from paygate.services import authentication, authorize, routing, saved_methods
 from paygate.services.acquiring import ask
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
@@ -49,6 +50,7 @@ class NewPayment:
     customer: str | None = None  # a cus_ id (§16)
     save_payment_method: bool = False
     off_session: bool = False
+    return_url: str | None = None  # §15: where the browser goes after a challenge
 
 
 def render(p: Row) -> Outcome:
@@ -96,6 +98,12 @@ async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment, max_faile
             raise InvalidState("order_already_paid", f"Order {order['id']} is already paid.")
         if await orders.failed_payments(conn, order["id"]) >= max_failed:
             raise too_many_attempts(order["id"])
+        # a payment still waiting for its customer's challenge holds nothing: a new attempt (the customer
+        # gave up on it, and pays again) supersedes it, so that it can never be paid twice (§15)
+        for waiting in await orders.awaiting_authentication(conn, order["id"]):
+            stale = await payments.lock(conn, waiting)
+            if stale is not None and stale["status"] == Status.REQUIRES_ACTION:
+                await authentication.close(conn, stale, Status.VOIDED, None, utcnow())
         busy = await orders.payment_in_progress(conn, order["id"])
         if busy is not None:
             raise InvalidState("order_payment_in_progress",
@@ -132,6 +140,12 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
     pm = resolved.method
     is_card = pm["type"] == "card"
     resumed = key.resource_id is not None  # before `checkpoint` sets it
+    if resumed and key.recovery_point == authentication.CHECKPOINT:
+        assert key.resource_id is not None
+        return await authentication.resume(gw, key, key.resource_id)
+    # §15: an enrolled card is authenticated by its customer first — on-session, saved or not; off-session (no
+    # customer present, a saved card, §16) it needs none: the bank takes a stored card's charge as it is
+    challenge = is_card and not resolved.off_session and auth_rules.requires_authentication(pm["card"]["number"])
     if not resumed:
         plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req, pm))
         now = utcnow()
@@ -147,8 +161,11 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
                 "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
                 "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
-                "customer": resolved.customer,
+                "customer": resolved.customer, "return_url": req.return_url,
             }
+            if challenge and not expired:
+                values["status"] = Status.REQUIRES_ACTION.value
+                values["status_history"] = [{"status": Status.REQUIRES_ACTION.value, "at": views.ts(now)}]
             # where the first attempt goes, recorded with the payment and its intent in one transaction
             acquirer = None if expired else plan[0]
             p = await payments.insert(conn, {**values, "acquirer": acquirer})
@@ -161,11 +178,18 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 return outcome
             assert acquirer is not None
             await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
-                                  kind="authorization", amount=amount, acquirer=acquirer,
-                                  next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+                                  kind="authentication" if challenge else "authorization", amount=amount,
+                                  acquirer=acquirer, next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+            if challenge:  # the acquirer that authenticates is the one that will authorize (decision 0018)
+                await saved_methods.hold_for_challenge(conn, gw, resolved, payment_id, who.merchant_id, now)
+                await key.checkpoint(conn, authentication.CHECKPOINT, payment_id)
             if not is_card:  # UPI waits for the customer: its `pending` is an observable state
                 await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
-            await key.checkpoint(conn, "payment_created", payment_id)
+            if not challenge:
+                await key.checkpoint(conn, "payment_created", payment_id)
+        if challenge:
+            return await authentication.begin(gw, key, payment_id=payment_id, op_id=op_id, acquirer=acquirer,
+                                              amount=amount, currency=currency, payment_method=_for_bank(pm))
         rest = plan[1:]
     else:
         # A retry with the same key resumes the failover where it stands: the latest attempt is INQUIRED (a
@@ -211,7 +235,7 @@ async def _finish(gw: Gateway, key: KeyHandle, payment_id: str, op_id: str | Non
 
 async def _begin_operation(
     gw: Gateway, who: Principal, payment_id: str, key: KeyHandle, kind: str, amount: int | None,
-) -> tuple[str, int, str]:
+) -> tuple[str, int, str] | Outcome:
     """Phase 1 of capture/void: check the state under the row lock and commit the intent."""
     now = utcnow()
     async with pipelined(gw.pool) as conn:
@@ -221,6 +245,11 @@ async def _begin_operation(
         status = Status(p["status"])
         if status in (Status.CAPTURING, Status.VOIDING):
             raise _in_flight(p)
+        if status is Status.REQUIRES_ACTION and kind == "void":  # nothing held: voided here, no bank call (§15)
+            p = await authentication.close(conn, p, Status.VOIDED, None, now)
+            outcome = Outcome.of(200, views.payment(p))
+            await key.finish(conn, outcome)
+            return outcome
         if status is not Status.AUTHORIZED:
             verb = "captured" if kind == "capture" else "voided"
             raise InvalidState(f"payment_not_{'capturable' if kind == 'capture' else 'voidable'}",
@@ -243,7 +272,10 @@ async def _begin_operation(
 async def _operate(gw: Gateway, who: Principal, payment_id: str, key: KeyHandle, kind: str,
                    amount: int | None) -> Outcome:
     if key.resource_id is None:
-        op_id, op_amount, acquirer = await _begin_operation(gw, who, payment_id, key, kind, amount)
+        begun = await _begin_operation(gw, who, payment_id, key, kind, amount)
+        if isinstance(begun, Outcome):  # finished without the bank
+            return begun
+        op_id, op_amount, acquirer = begun
     else:
         op_id = key.resource_id
         async with gw.pool.connection() as conn:

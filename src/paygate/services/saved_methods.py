@@ -23,15 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.domain import cards
+from paygate.domain import cards, customer_views
+from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
 from paygate.errors import CardError, InvalidRequest, NotFound
 from paygate.services import payment_methods
-from paygate.services.gateway import Gateway, Principal
-from paygate.store import bank_ops, customers, orders, payments
+from paygate.services.gateway import Gateway, Principal, utcnow
+from paygate.store import bank_ops, customers, events, orders, payments, pending_saves
 from paygate.store import payment_methods as pm_store
 from paygate.store.db import Conn
-from paygate.vault import CardNumber, VaultError, keyring, reveal
+from paygate.vault import CardNumber, VaultError, keyring, reveal, seal
 
 
 @dataclass
@@ -137,3 +138,52 @@ async def save_on_success(conn: Conn, gw: Gateway, resolved: Resolved | None, op
     except NotFound:
         return
     await payments.update(conn, p, {"payment_method": {"id": row["id"], **p["payment_method"]}})
+
+
+# --- a card saved through a challenge (§16 with §15) -------------------------------------------------------
+#
+# The authorization of a challenged payment happens after the create request, which alone saw the number: so
+# that request seals it for the saved method's id-to-be into pending_card_saves (`hold_for_challenge`), and the
+# transaction that records the authorization's success attaches it (`save_held`); every other end erases it.
+
+
+async def hold_for_challenge(conn: Conn, gw: Gateway, resolved: Resolved, payment_id: str, merchant_id: str,
+                             now: Any) -> None:
+    """In the create's intent transaction: keep the card to save, sealed, until the challenge is over."""
+    if not resolved.save or resolved.customer is None or resolved.method["type"] != "card":
+        return
+    c = resolved.method["card"]
+    pm_id = new_id("pm")
+    number = CardNumber(c["number"])
+    public = cards.public_view(number.digits, c["exp_month"], c["exp_year"], gw.settings.fingerprint_key)
+    sealed = seal(keyring(gw.settings.vault_key), number, merchant_id=merchant_id, record_id=pm_id)
+    await pending_saves.insert(conn, {
+        "payment_id": payment_id, "merchant_id": merchant_id, "customer_id": resolved.customer, "pm_id": pm_id,
+        "brand": public["brand"], "last4": public["last4"], "exp_month": public["exp_month"],
+        "exp_year": public["exp_year"], "fingerprint": public["fingerprint"], "created_at": now}, sealed)
+
+
+async def save_held(conn: Conn, gw: Gateway, op_id: str, outcome: str) -> None:
+    """`authorize.BeforeSettle` of a challenged payment's authorization: on the success that settles it, the held
+    card becomes the customer's saved method (named on the payment); on any final answer the hold is gone."""
+    p, op = await bank_ops.lock_with_payment(conn, op_id)
+    if op["status"] != "pending" or p["status"] != Status.PENDING:
+        return
+    held = await pending_saves.take(conn, p["id"])
+    if held is None or outcome != "succeeded":
+        return
+    row, sealed = held
+    if await customers.lock_shared(conn, p["merchant_id"], row["customer_id"]) is None:
+        return  # deleted meanwhile: the payment stands, nothing is saved
+    saved = await pm_store.insert(conn, {
+        "id": row["pm_id"], "merchant_id": p["merchant_id"], "customer_id": row["customer_id"], "brand": row["brand"],
+        "last4": row["last4"], "exp_month": row["exp_month"], "exp_year": row["exp_year"],
+        "fingerprint": row["fingerprint"], "created_at": utcnow()}, sealed)
+    await events.emit(conn, event_id=new_id("evt"), merchant_id=p["merchant_id"], type="payment_method.attached",
+                      object_id=saved["id"], data=customer_views.payment_method(saved), now=utcnow())
+    await payments.update(conn, p, {"payment_method": {"id": saved["id"], **p["payment_method"]}})
+
+
+async def discard_held(conn: Conn, payment_id: str) -> None:
+    """The challenged payment ended without an authorization: the held card is erased."""
+    await pending_saves.take(conn, payment_id)

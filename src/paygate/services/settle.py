@@ -27,6 +27,9 @@ FAILURE_MESSAGES = {
     "incorrect_cvc": "The card's security code is incorrect.",
     "processing_error": "The bank could not process the payment; nothing was charged.",
     "payment_declined": "The payment was declined by the customer's bank.",
+    "authentication_failed": "The customer did not pass the bank's authentication.",
+    "authentication_timeout": "The customer did not complete the bank's authentication in time.",
+    "authentication_required": "The card's bank requires the customer to authenticate this payment.",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from paygate.simbank import cards, money, routes_money, store
+from paygate.simbank import cards, challenges, money, routes_money, store
 from paygate.simbank.callbacks import CallbackWorker
 from paygate.simbank.config import BankConfig
 from paygate.simbank.faults import Faults, parse_range_ms
@@ -135,7 +135,16 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
         not isinstance(callback_url, str) or not callback_url.startswith(("http://", "https://"))
     ):
         raise _BadRequest("callback_url must be an http(s) URL or null.", "callback_url")
-    pm = _object(body["payment_method"], {"type", "card", "upi"}, {"type"}, "payment_method.")
+    pm = _object(body["payment_method"], {"type", "card", "upi", "authentication"}, {"type"}, "payment_method.")
+    if pm["type"] == "authenticated":  # §15: the card its holder authenticated, named by the authentication
+        authentication = _str(pm, "authentication", where="payment_method.")
+
+        async def authenticated_action(conn: store.Conn) -> store.Operation:
+            return await store.authorize_authenticated(conn, reference=reference, amount=amount, currency=currency,
+                                                       authentication=authentication, capture=capture,
+                                                       callback_url=callback_url)
+
+        return authenticated_action
     if pm["type"] == "card":
         where = "payment_method.card."
         card = _object(
@@ -189,7 +198,45 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
             )
 
         return upi_action
-    raise _BadRequest("payment_method.type must be card or upi.", "payment_method.type")
+    raise _BadRequest("payment_method.type must be card, upi or authenticated.", "payment_method.type")
+
+
+def _http_url(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or len(value) > 2048 or not value.startswith(("http://", "https://")):
+        raise _BadRequest(f"{name} must be an http(s) URL.", name)
+    return value
+
+
+def _authentication_action(body: dict[str, Any], faults: Faults, *, card_key: bytes, base_url: str) -> store.Action:
+    """`POST /v1/authentications` (§15): open a challenge for a card, for `reference` and `amount`. The card's
+    rules (expiry, CVC, fixed declines) are checked now; the answer carries the challenge page's URL."""
+    _object(body, {"reference", "amount", "currency", "payment_method", "callback_url", "return_url"},
+            {"reference", "amount", "currency", "payment_method", "return_url"})
+    reference, amount = _str(body, "reference"), _amount(body)
+    currency = _str(body, "currency", max_len=3).upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise _BadRequest("currency must be an ISO 4217 code.", "currency")
+    callback_url = _http_url(body, "callback_url", required=False)
+    return_url = _http_url(body, "return_url", required=True)
+    assert return_url is not None
+    pm = _object(body["payment_method"], {"type", "card"}, {"type", "card"}, "payment_method.")
+    if pm["type"] != "card":
+        raise _BadRequest("Only cards are authenticated.", "payment_method.type")
+    where = "payment_method.card."
+    card = _object(pm["card"], {"number", "exp_month", "exp_year", "cvc"}, {"number", "exp_month", "exp_year"}, where)
+    number = digits_only(_str(card, "number", max_len=32, where=where))
+    if not luhn_valid(number):
+        raise _BadRequest("The card number is not valid.", where + "number", "invalid_number")
+    exp_month, exp_year = _int(card, "exp_month", 1, 12, where), _int(card, "exp_year", 0, 9999, where)
+    cvc = _str(card, "cvc", max_len=4, where=where) if "cvc" in card else None
+    now = datetime.now(UTC)
+    return lambda conn: store.authenticate_card(
+        conn, reference=reference, amount=amount, currency=currency, number=number, exp_month=exp_month,
+        exp_year=exp_year, cvc=cvc, now=now, card_key=card_key, callback_url=callback_url, return_url=return_url,
+        base_url=base_url)
 
 
 def _verification_action(body: dict[str, Any], faults: Faults) -> store.Action:
@@ -314,6 +361,15 @@ def create_app(
     app.add_api_route("/v1/authorizations", route("authorization", partial(_authorization_action, card_key=card_key)),
                       methods=["POST"])
     app.add_api_route("/v1/captures", route("capture", _capture_action), methods=["POST"])
+
+    @app.post("/v1/authentications")
+    async def authentications(request: Request) -> Response:
+        # the challenge page lives on this bank's own address, as the caller reached it
+        base = str(request.base_url)
+        return await mutate(request, "authentication",
+                            partial(_authentication_action, card_key=card_key, base_url=base))
+
+    challenges.install(app, pool, faults)  # the cardholder's challenge page (§15)
     app.add_api_route("/v1/verifications", route("verification", _verification_action), methods=["POST"])
     app.add_api_route("/v1/voids", route("void", _void_action), methods=["POST"])
     app.add_api_route("/v1/refunds", route("refund", _refund_action), methods=["POST"])

@@ -22,6 +22,7 @@ class CardRule:
     expiry: tuple[int, int] | None = None  # listed (month, year): any other gives expired_card
     decline: str | None = None  # always declined with this code (after the expiry check)
     server_error: bool = False  # every authorization answers 500 and is not applied
+    challenge: bool = False  # the cardholder must authenticate first (§15): authorized only after a challenge
 
 
 TEST_CARDS: dict[str, CardRule] = {
@@ -33,7 +34,11 @@ TEST_CARDS: dict[str, CardRule] = {
     "4000000000009995": CardRule(balance=0, decline="insufficient_funds"),
     "4000000000000127": CardRule(decline="incorrect_cvc"),
     "4000000000000119": CardRule(server_error=True),
+    "4000000000003220": CardRule(challenge=True),
 }
+
+# The one code that passes a challenge (§15); any other code fails it.
+CHALLENGE_CODE = "123456"
 
 _ANY = CardRule()
 
@@ -57,6 +62,10 @@ def lookup(number: str) -> CardRule:
 
 def initial_balance(number: str) -> int:
     return lookup(number).balance
+
+
+def needs_challenge(number: str) -> bool:
+    return lookup(number).challenge
 
 
 def decide(number: str, exp_month: int, exp_year: int, cvc: str | None, now: datetime) -> str | None:

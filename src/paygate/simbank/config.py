@@ -29,6 +29,7 @@ class BankConfig:
     latency_ms: str = "0-0"
     duplicate_rate: float = 0.0
     upi_delay_ms: str = "1000-3000"
+    callback_delay_ms: str = "0-0"  # authentication callbacks first due after this (§15; a test knob)
     dispute_delay_ms: str = "1000-3000"  # the test card's dispute, after its capture (§17)
     dispute_decision_ms: str = "1000-3000"  # evidence decided after this (§17)
     fee_bps: int = 0  # the bank's fee on each settled capture (§12 v2)

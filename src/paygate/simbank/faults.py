@@ -30,7 +30,8 @@ def _rate(value: float, name: str) -> float:
     return value
 
 
-_KNOBS = ("failure_rate", "lost_rate", "latency_ms", "duplicate_rate")
+_KNOBS = ("failure_rate", "lost_rate", "latency_ms", "duplicate_rate", "callback_delay_ms")
+_RANGES = {"latency_ms": "latency_s", "callback_delay_ms": "callback_delay_s"}
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Faults:
     latency_s: tuple[float, float] = (0.0, 0.0)  # uniform sleep before each mutation
     duplicate_rate: float = 0.0  # send a settled operation's callback a second time, late
     upi_delay_s: tuple[float, float] = (1.0, 3.0)
+    # authentication callbacks (§15) are first due after this: a test of the browser's return without the
+    # callback sets it high (the callback still comes, later)
+    callback_delay_s: tuple[float, float] = (0.0, 0.0)
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -50,16 +54,18 @@ class Faults:
             latency_s=parse_range_ms(config.latency_ms),
             duplicate_rate=_rate(config.duplicate_rate, "bank_duplicate_rate"),
             upi_delay_s=parse_range_ms(config.upi_delay_ms),
+            callback_delay_s=parse_range_ms(config.callback_delay_ms),
             rng=rng or random.Random(),
         )
 
     def view(self) -> dict[str, Any]:
         low, high = self.latency_s
         return {"object": "bank_faults", "failure_rate": self.failure_rate, "lost_rate": self.lost_rate,
-                "latency_ms": f"{low * 1000:g}-{high * 1000:g}", "duplicate_rate": self.duplicate_rate}
+                "latency_ms": f"{low * 1000:g}-{high * 1000:g}", "duplicate_rate": self.duplicate_rate,
+                "callback_delay_ms": f"{self.callback_delay_s[0] * 1000:g}-{self.callback_delay_s[1] * 1000:g}"}
 
     def update(self, doc: Any) -> None:
-        """Apply any subset of the four knobs, all or none: ValueError (naming the field) if one is bad."""
+        """Apply any subset of the knobs, all or none: ValueError (naming the field) if one is bad."""
         if not isinstance(doc, dict):
             raise ValueError("the body must be a JSON object")
         unknown = set(doc) - set(_KNOBS)
@@ -67,13 +73,13 @@ class Faults:
             raise ValueError(f"unknown field {sorted(unknown)[0]}")
         new: dict[str, Any] = {}
         for name, value in doc.items():
-            if name == "latency_ms":
+            if name in _RANGES:
                 if not isinstance(value, str):
-                    raise ValueError("latency_ms must be a string 'min-max'")
+                    raise ValueError(f"{name} must be a string 'min-max'")
                 try:
-                    new["latency_s"] = parse_range_ms(value)
+                    new[_RANGES[name]] = parse_range_ms(value)
                 except ValueError:
-                    raise ValueError("latency_ms must be 'min-max' with 0 <= min <= max") from None
+                    raise ValueError(f"{name} must be 'min-max' with 0 <= min <= max") from None
             else:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ValueError(f"{name} must be a number between 0 and 1")
@@ -100,6 +106,9 @@ class Faults:
 
     def upi_delay(self) -> float:
         return self.rng.uniform(*self.upi_delay_s)
+
+    def callback_delay(self) -> float:
+        return self.rng.uniform(*self.callback_delay_s)
 
     def duplicate_delay(self) -> float:
         return self.rng.uniform(0.2, 2.0)

@@ -80,6 +80,7 @@ class Operation:
     # an authorization with automatic capture: the id of the capture operation made with it (paygate's
     # acquirer_references.capture, API.md §14)
     capture_id: str | None = None
+    challenge_url: str | None = None  # an authentication: the challenge page the cardholder answers (§15)
 
     @classmethod
     def from_row(cls, row: DictRow) -> Operation:
@@ -97,6 +98,12 @@ class Operation:
         )
 
     def to_json(self) -> dict[str, Any]:
+        out = self._json()
+        if self.type == "authentication":
+            out["challenge_url"] = self.challenge_url
+        return out
+
+    def _json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "bank_operation",
@@ -152,6 +159,10 @@ async def get_operation(conn: Conn, op_id: str) -> Operation:
                                    " ORDER BY created_at, id LIMIT 1", (op.reference,))
         if capture is not None:
             op = dataclasses.replace(op, capture_id=capture["id"])
+    if op.type == "authentication":
+        auth = await _one(conn, "SELECT challenge_url FROM authentications WHERE operation_id = %s", (op.id,))
+        if auth is not None:
+            op = dataclasses.replace(op, challenge_url=auth["challenge_url"])
     return op
 
 
@@ -331,9 +342,22 @@ async def authorize_card(
             failure_code="duplicate_reference",
         )
     failure = cards.decide(number, exp_month, exp_year, cvc, now)
-    card_hash = cards.card_hash(number, card_key)
+    # §15: a challenge card is authorized only after its holder passed a challenge — unless it is a charge of a
+    # stored card (no CVC: the merchant charging a saved card off-session, §16, needs none)
+    if failure is None and rule.challenge and cvc is not None:
+        failure = "authentication_required"
+    return await _hold(conn, reference=reference, amount=amount, currency=currency,
+                       card_hash=cards.card_hash(number, card_key), balance=rule.balance, failure=failure,
+                       capture=capture, callback_url=callback_url, disputed=disputed)
+
+
+async def _hold(conn: Conn, *, reference: str, amount: int, currency: str, card_hash: bytes, balance: int,
+                failure: str | None, capture: bool, callback_url: str | None, disputed: bool) -> Operation:
+    """The authorization once the card's rules have spoken: the balance check, then the hold (and capture)."""
+    from paygate.simbank import money
+
     if failure is None:
-        account = await _lock_account(conn, card_hash, rule.balance)
+        account = await _lock_account(conn, card_hash, balance)
         if account["balance"] - account["held"] < amount:
             failure = "insufficient_funds"
     if failure is not None:
@@ -369,6 +393,122 @@ async def authorize_card(
         await _insert_authorization(conn, op, card_hash, "active", callback_url=callback_url,
                                     dispute_on_capture=disputed)
     return op
+
+
+# --- customer authentication (§15) ----------------------------------------------------------------
+
+
+async def authenticate_card(
+    conn: Conn, *, reference: str, amount: int, currency: str, number: str, exp_month: int, exp_year: int,
+    cvc: str | None, now: datetime, card_key: bytes, callback_url: str | None, return_url: str, base_url: str,
+) -> Operation:
+    """Open a challenge for the card: `pending` with its page, or `failed` with the card's decline code when
+    the card could not be charged anyway (nothing to authenticate). A card that needs no challenge is
+    authenticated at once (`succeeded`, frictionless)."""
+    rule = cards.lookup(number)
+    if rule.server_error:
+        raise NotApplied("test card 4000000000000119")
+    failure = cards.decide(number, exp_month, exp_year, cvc, now)
+    status = "failed" if failure else ("pending" if rule.challenge else "succeeded")
+    op = await _insert_op(conn, reference=reference, type_="authentication", status=status, amount=amount,
+                          currency=currency, failure_code=failure)
+    if failure:
+        return op
+    challenge_url = f"{base_url.rstrip('/')}/challenge/{op.id}"
+    await conn.execute(
+        b"INSERT INTO authentications (operation_id, reference, card_hash, amount, currency, status, challenge_url,"
+        b" return_url, callback_url, answered_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (op.id, reference, cards.card_hash(number, card_key), amount, currency, status, challenge_url, return_url,
+         callback_url, None if rule.challenge else now),
+    )
+    return dataclasses.replace(op, challenge_url=challenge_url)
+
+
+async def authorize_authenticated(conn: Conn, *, reference: str, amount: int, currency: str, authentication: str,
+                                  capture: bool, callback_url: str | None) -> Operation:
+    """The authorization of a card its holder authenticated: the card is the one the authentication saw (its
+    hash), for at most the amount and the reference it was authenticated for, once."""
+
+    if await _lock_reference(conn, reference) is not None:
+        return await _insert_op(conn, reference=reference, type_="authorization", status="failed", amount=amount,
+                                currency=currency, failure_code="duplicate_reference")
+    auth = await _one(
+        conn,
+        "SELECT card_hash, amount, currency, status, used FROM authentications"
+        " WHERE operation_id = %s AND reference = %s FOR UPDATE",
+        (authentication, reference),
+    )
+    usable = (auth is not None and auth["status"] == "succeeded" and not auth["used"]
+              and amount <= auth["amount"] and currency == auth["currency"])
+    if auth is None or not usable:
+        return await _insert_op(conn, reference=reference, type_="authorization", status="failed", amount=amount,
+                                currency=currency, failure_code="authentication_required")
+    await conn.execute(b"UPDATE authentications SET used = true WHERE operation_id = %s", (authentication,))
+    card_hash = bytes(auth["card_hash"])
+    # the balance a fresh account opens with: the challenge card's own (the default)
+    return await _hold(conn, reference=reference, amount=amount, currency=currency, card_hash=card_hash,
+                       balance=cards.DEFAULT_BALANCE, failure=None, capture=capture, callback_url=callback_url,
+                       disputed=False)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    reference: str
+    amount: int
+    currency: str
+    status: str
+    return_url: str
+
+
+async def challenge(pool: Pool, op_id: str) -> Challenge | None:
+    async with pool.connection() as conn:
+        row = await _one(conn, "SELECT operation_id, reference, amount, currency, status, return_url"
+                               " FROM authentications WHERE operation_id = %s", (op_id,))
+    if row is None:
+        return None
+    return Challenge(row["operation_id"], row["reference"], row["amount"], row["currency"], row["status"],
+                     row["return_url"])
+
+
+def _authentication_event(event_id: str, reference: str, succeeded: bool, created_at: datetime) -> bytes:
+    return orjson.dumps({
+        "id": event_id,
+        "type": "authentication.succeeded" if succeeded else "authentication.failed",
+        "created_at": rfc3339(created_at),
+        "data": {"reference": reference},
+    })
+
+
+async def answer_challenge(pool: Pool, op_id: str, *, succeeded: bool, callback_delay_s: float,
+                           duplicate: bool, duplicate_delay_s: float) -> Challenge | None:
+    """Answer a pending challenge once: the operation's outcome and the signed callback (retried until a 2xx)
+    in one transaction. A challenge answered already is returned as it is and changes nothing."""
+    async with pool.connection() as conn, conn.transaction():
+        row = await _one(conn, "SELECT operation_id, reference, amount, currency, status, return_url, callback_url"
+                               " FROM authentications WHERE operation_id = %s FOR UPDATE", (op_id,))
+        if row is None:
+            return None
+        found = Challenge(row["operation_id"], row["reference"], row["amount"], row["currency"], row["status"],
+                          row["return_url"])
+        if row["status"] != "pending":
+            return found
+        status = "succeeded" if succeeded else "failed"
+        now = datetime.now(UTC)
+        await conn.execute(b"UPDATE authentications SET status = %s, answered_at = %s WHERE operation_id = %s",
+                           (status, now, op_id))
+        await conn.execute(b"UPDATE operations SET status = %s, failure_code = %s WHERE id = %s",
+                           (status, None if succeeded else "authentication_failed", op_id))
+        if row["callback_url"]:
+            event_id = new_id("bevt")
+            body = _authentication_event(event_id, row["reference"], succeeded, now)
+            for delay in [callback_delay_s] + ([callback_delay_s + duplicate_delay_s] if duplicate else []):
+                await conn.execute(
+                    b"INSERT INTO callbacks (event_id, url, body, due_at)"
+                    b" VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
+                    (event_id, row["callback_url"], body, delay),
+                )
+        return dataclasses.replace(found, status=status)
 
 
 async def authorize_upi(

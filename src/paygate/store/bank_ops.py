@@ -9,12 +9,19 @@ from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 async def insert(
     conn: Conn, *, id: str, merchant_id: str, payment_id: str, kind: str, amount: int, acquirer: str,
-    next_attempt_at: datetime, refund_id: str | None = None,
+    next_attempt_at: datetime, refund_id: str | None = None, authentication_ref: str | None = None,
 ) -> None:
+    if authentication_ref is None:  # the common case, unchanged
+        await conn.execute(
+            "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer,"
+            " next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at),
+        )
+        return
     await conn.execute(
-        "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at),
+        "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at,"
+        " authentication_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at, authentication_ref),
     )
 
 
@@ -67,6 +74,15 @@ async def resolve(conn: Conn, op_id: str, status: str, failure_code: str | None,
         "UPDATE bank_operations SET status = %s, failure_code = %s, resolved_at = %s,"
         " acquirer_reference = coalesce(%s, acquirer_reference) WHERE id = %s",
         (status, failure_code, now, acquirer_reference, op_id),
+    )
+
+
+async def note_reference(conn: Conn, op_id: str, acquirer_reference: str, next_attempt_at: datetime) -> None:
+    """The bank's id of an operation still pending (an authentication awaiting its customer), and when recovery
+    should look at it again."""
+    await conn.execute(
+        "UPDATE bank_operations SET acquirer_reference = %s, next_attempt_at = %s WHERE id = %s AND status = 'pending'",
+        (acquirer_reference, next_attempt_at, op_id),
     )
 
 

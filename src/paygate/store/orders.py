@@ -8,7 +8,8 @@ from typing import Any
 from paygate.store._sql import Page, adapt
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
-_COLUMNS = ("id", "merchant_id", "amount", "currency", "receipt", "notes", "created_at", "updated_at", "customer")
+_COLUMNS = ("id", "merchant_id", "amount", "currency", "receipt", "notes", "created_at", "updated_at", "customer",
+            "return_url")
 
 
 async def insert(conn: Conn, values: dict[str, Any]) -> Row:
@@ -40,6 +41,13 @@ async def payment_in_progress(conn: Conn, order_id: str) -> str | None:
         (order_id,),
     )
     return str(row["id"]) if row else None
+
+
+async def awaiting_authentication(conn: Conn, order_id: str) -> list[str]:
+    """The order's payments still waiting for their customer's challenge (§15): they hold nothing."""
+    rows = await fetch_all(conn, "SELECT id FROM payments WHERE order_id = %s AND status = 'requires_action'",
+                           (order_id,))
+    return [str(r["id"]) for r in rows]
 
 
 async def failed_payments(conn: Conn, order_id: str) -> int:

@@ -13,19 +13,20 @@ _UPDATABLE = frozenset({
     "failure_message", "authorization_expires_at", "status_history", "updated_at", "acquirer",
     "payment_method",  # gains the id of the card saved with the payment (services/saved_methods.py)
     "amount_disputed", "acquirer_attempts", "acquirer_references",
+    "challenge_url",  # the bank's challenge page, once it answered the authentication (§15)
 })
 _COLUMNS = (
     "id", "merchant_id", "status", "amount", "currency", "capture_method", "method_type", "payment_method",
     "order_id", "customer_id", "description", "metadata", "failure_code", "failure_message",
     "authorization_expires_at", "status_history", "created_at", "updated_at", "acquirer",
-    "receipt_email", "customer",
+    "receipt_email", "customer", "return_url",
 )
 
 
 _DEFAULTS: dict[str, Any] = {
     "amount_captured": 0, "amount_refunded": 0, "amount_refund_reserved": 0, "amount_fee": 0, "failure_code": None,
     "failure_message": None, "authorization_expires_at": None, "amount_disputed": 0, "acquirer_attempts": [],
-    "acquirer_references": {"authorization": None, "capture": None, "void": None},
+    "acquirer_references": {"authorization": None, "capture": None, "void": None}, "challenge_url": None,
 }
 
 
@@ -83,6 +84,16 @@ async def expired_authorizations(conn: Conn, now: datetime, limit: int) -> list[
         "SELECT id, merchant_id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= %s "
         "ORDER BY authorization_expires_at LIMIT %s FOR UPDATE SKIP LOCKED",
         (now, limit),
+    )
+
+
+async def challenges_started_before(conn: Conn, before: datetime, limit: int) -> list[Row]:
+    """Payments still waiting for their customer's challenge, created before `before` (the timeout scan)."""
+    return await fetch_all(
+        conn,
+        "SELECT id FROM payments WHERE status = 'requires_action' AND created_at <= %s "
+        "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (before, limit),
     )
 
 

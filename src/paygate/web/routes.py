@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from paygate.web import (
     assets,
     auth,
+    authentication,
     checkout,
     dashboard,
     dashboard_customers,
@@ -22,6 +23,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(assets.router)
 router.include_router(checkout.router)
 router.include_router(auth.router)
+router.include_router(authentication.router)  # the way back from the bank's challenge (§15)
 router.include_router(dashboard.router)
 router.include_router(docs_page.router)
 router.include_router(dashboard_routing.router)

@@ -13,7 +13,7 @@ from paygate import tracing
 from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.logs import configure_logging
-from paygate.services import settlements
+from paygate.services import authentication, settlements
 from paygate.services.gateway import Gateway
 from paygate.store.db import make_pool
 from paygate.worker import deliveries, emails, expiry, maintenance, recovery
@@ -43,6 +43,7 @@ def loops(gw: Gateway, stop: asyncio.Event, *, metrics: bool = False) -> list[Aw
     out: list[Awaitable[None]] = [
         every(0.5, stop, "recovery", lambda: recovery.recover_once(gw)),
         every(1.0, stop, "expiry", lambda: expiry.expire_once(gw)),
+        every(1.0, stop, "authentication_timeout", lambda: authentication.expire_once(gw)),  # §15
         every(2.0, stop, "completer", lambda: maintenance.complete_abandoned_keys(gw)),
         every(600.0, stop, "reaper", lambda: maintenance.reap(gw)),
         every(1.0, stop, "reconcile", lambda: settlements.reconcile_once(gw)),  # §18

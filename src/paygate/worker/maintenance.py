@@ -23,6 +23,11 @@ async def _final_response(conn: Conn, key: Row) -> Outcome | None:
         if p is None or (op is not None and op["status"] == "pending"):
             return None
         return render(p)
+    if point == "authentication_started":  # §15: final for its retries once the bank's answer is recorded
+        p = await payments.get(conn, merchant, resource)
+        if p is None or (p["status"] == "requires_action" and p.get("challenge_url") is None):
+            return None
+        return render(p)
     if point in ("capture_started", "void_started"):
         op = await bank_ops.get(conn, resource)
         if op is None or op["status"] == "pending":

@@ -16,6 +16,7 @@ import structlog
 from paygate import tracing
 from paygate.acquirers.base import AcquirerResult, OpKind
 from paygate.domain.retry import backoff
+from paygate.services import authentication
 from paygate.services.acquiring import ask
 from paygate.services.gateway import Gateway, utcnow
 from paygate.services.settle import settle
@@ -53,6 +54,18 @@ async def recover_once(gw: Gateway, limit: int = 50) -> int:
     settled = 0
     for op in await claim(gw, limit):
         with tracing.span("recovery.operation", **{"paygate.operation_id": op["id"], "paygate.kind": op["kind"]}):
+            if op["kind"] == "authentication" or op.get("authentication_ref") is not None:
+                # §15: a challenge is finished by applying its result, and the authorization it opened (no card
+                # in it) by sending it again with its key — services/authentication.py, not `settle`
+                try:
+                    if not await authentication.recover(gw, op):
+                        continue
+                except Exception as exc:
+                    log.error("recovery_bank_error", op=op["id"], error=type(exc).__name__)
+                    continue
+                settled += 1
+                log.info("recovered", op=op["id"], kind=op["kind"], payment=op["payment_id"], acquirer=op["acquirer"])
+                continue
             try:
                 result = await _ask_bank(gw, op)
             except Exception as exc:  # a protocol error: keep the intent, look again after the backoff
