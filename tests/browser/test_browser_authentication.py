@@ -112,7 +112,9 @@ def test_a_wrong_code_fails_the_payment_and_the_customer_can_try_again(
     page.screenshot(path=str(shots / "checkout-failure-wrong-code.png"))
     failed = only_payment(merchant, order["id"])
     assert (failed["status"], failed["failure_code"]) == ("failed", "authentication_failed")
-    expect(page.locator(tid("failure-message"))).to_have_text(failed["failure_message"])
+    # told to the customer in their terms, not the API's message for the merchant
+    expect(page.locator(tid("failure-message"))).to_have_text(
+        "Your bank could not confirm that it was you, so the payment was not made.")
 
     # a new attempt with a card that needs no challenge pays the order
     page.locator(tid("retry-button")).click()
@@ -138,6 +140,44 @@ def test_cancelling_the_challenge_fails_the_payment(page: Page, merchant: Mercha
     assert merchant.get(f"/v1/orders/{order['id']}")["status"] == "attempted"
 
 
+def test_coming_back_before_answering_offers_the_challenge_again(page: Page, merchant: Merchant, shots: Path) -> None:
+    order = merchant.order(amount=3_000, currency="USD")
+    page.goto(order["checkout_url"])
+    pay_with_challenge_card(page)
+    expect(page.locator(tid("challenge-form"))).to_be_visible()
+    page.go_back()  # the customer returns to the checkout without answering
+    expect(page.locator(tid("action-state"))).to_be_visible()
+    waiting = only_payment(merchant, order["id"])
+    expect(page.locator(tid("continue-challenge"))).to_have_attribute(
+        "href", waiting["next_action"]["redirect_to_url"]["url"])
+    page.screenshot(path=str(shots / "checkout-awaiting-challenge.png"))
+    page.locator(tid("continue-challenge")).click()
+    answer_challenge(page, CODE)
+    expect(page.locator(tid("success-state"))).to_be_visible()
+    expect(page.locator(tid("payment-id"))).to_have_text(waiting["id"])
+    assert merchant.get(f"/v1/payments/{waiting['id']}")["status"] == "captured"
+
+
+def test_the_customer_may_give_up_the_challenge_and_pay_another_way(page: Page, merchant: Merchant) -> None:
+    order = merchant.order(amount=3_000, currency="USD")
+    page.goto(order["checkout_url"])
+    pay_with_challenge_card(page)
+    expect(page.locator(tid("challenge-form"))).to_be_visible()
+    page.go_back()
+    expect(page.locator(tid("action-state"))).to_be_visible()
+    page.locator(tid("pay-another-way")).click()
+    page.locator(tid("card-number-input")).fill("4111111111111111")
+    page.locator(tid("expiry-input")).fill("12/30")
+    page.locator(tid("cvv-input")).fill("123")
+    page.locator(tid("pay-button")).click()
+    expect(page.locator(tid("success-state"))).to_be_visible()
+    paid_id = page.locator(tid("payment-id")).inner_text()
+    by_id = {p["id"]: p["status"] for p in merchant.get(f"/v1/orders/{order['id']}/payments")["data"]}
+    assert by_id.pop(paid_id) == "captured"
+    assert list(by_id.values()) == ["voided"]  # the abandoned challenge can no longer pay the order
+    assert merchant.get(f"/v1/orders/{order['id']}")["status"] == "paid"
+
+
 def test_a_paid_order_with_a_return_url_sends_the_customer_back_to_the_shop(
     page: Page, merchant: Merchant, shop_site: Site, shots: Path,
 ) -> None:
@@ -160,7 +200,7 @@ def test_a_paid_order_with_a_return_url_sends_the_customer_back_to_the_shop(
 
 
 def test_a_failed_payment_with_a_return_url_goes_back_too_unless_the_customer_retries(
-    page: Page, merchant: Merchant, shop_site: Site,
+    page: Page, merchant: Merchant, shop_site: Site, shots: Path,
 ) -> None:
     back = f"{shop_site.origin}/checkout-result#top"
     order = merchant.order(amount=2_000, currency="USD", return_url=back)
@@ -171,6 +211,7 @@ def test_a_failed_payment_with_a_return_url_goes_back_too_unless_the_customer_re
     failed = only_payment(merchant, order["id"])
     expected = f"{shop_site.origin}/checkout-result?payment_id={failed['id']}&status=failed#top"
     expect(page.locator(tid("return-link"))).to_have_attribute("href", expected)
+    page.screenshot(path=str(shots / "return-link-failure.png"))
     page.locator(tid("retry-button")).click()  # trying again stays on the checkout
     expect(page.locator(tid("return-link"))).to_be_hidden()
     expect(page.locator(tid("pay-button"))).to_be_visible()
@@ -239,7 +280,7 @@ def test_a_failed_challenge_in_the_modal_fires_on_failure(shop: Page, merchant: 
 
 
 def test_with_a_return_url_the_modal_closes_instead_of_leaving_the_shop(
-    shop: Page, merchant: Merchant, shop_site: Site,
+    shop: Page, merchant: Merchant, shop_site: Site, shots: Path,
 ) -> None:
     order = merchant.order(amount=1_250, currency="USD", return_url=f"{shop_site.origin}/done")
     shop.evaluate("(id) => window.buy(id)", order["id"])
@@ -248,6 +289,8 @@ def test_with_a_return_url_the_modal_closes_instead_of_leaving_the_shop(
     answer_challenge(checkout, CODE)
     expect(checkout.locator(tid("success-state"))).to_be_visible()
     expect(checkout.locator(tid("closing-notice"))).to_be_visible()
+    expect(checkout.locator(tid("return-link"))).to_have_count(0)  # the modal closes instead
+    shop.screenshot(path=str(shots / "sdk-closing.png"))
     expect(shop.locator(tid("payment-modal"))).to_have_count(0)  # closed after 3 seconds
     payment_id = only_payment(merchant, order["id"])["id"]
     assert events(shop) == [["success", {"orderId": order["id"], "paymentId": payment_id, "status": "captured"}],

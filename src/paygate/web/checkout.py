@@ -35,7 +35,6 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
-from paygate.domain import views
 from paygate.domain.payments import Status
 from paygate.errors import NotFound, RateLimited
 from paygate.http.auth import lookup_key, public_surface
@@ -73,17 +72,22 @@ def _public(p: Row | None) -> dict[str, Any] | None:
     (or a second tab) can send the customer back there (§15)."""
     if p is None:
         return None
-    return {"id": p["id"], "status": p["status"], "method": p["method_type"],
-            "failure_code": p["failure_code"], "failure_message": p["failure_message"],
+    return {"id": p["id"], "status": p["status"], "method": p["method_type"], "failure_code": p["failure_code"],
+            "failure_message": _FOR_THE_CUSTOMER.get(p["failure_code"] or "", p["failure_message"]),
             "challenge_url": _challenge_url(p)}
 
 
+# The API's messages for these speak to the merchant ("The customer did not pass…"); this page speaks to the
+# customer.
+_FOR_THE_CUSTOMER = {
+    "authentication_failed": "Your bank could not confirm that it was you, so the payment was not made.",
+    "authentication_timeout": "The confirmation with your bank was not completed in time, so the payment was not made.",
+}
+
+
 def _challenge_url(p: Row) -> str | None:
-    if p["status"] != Status.REQUIRES_ACTION:
-        return None
-    action = views.payment(p).get("next_action") or {}
-    url = (action.get("redirect_to_url") or {}).get("url")
-    return url if isinstance(url, str) else None
+    url = p.get("challenge_url")  # next_action's url (domain/authentication.next_action)
+    return url if p["status"] == Status.REQUIRES_ACTION and isinstance(url, str) else None
 
 
 def return_url(public_url: str, order_id: str, embed_origin: str | None) -> str:

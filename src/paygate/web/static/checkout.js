@@ -263,7 +263,9 @@
     if (link) link.href = href;
     var left = RETURN_DELAY_S;
     var counters = root.querySelectorAll("#return-box .countdown");
-    function paint() { counters.forEach(function (c) { c.textContent = String(left); }); }
+    function paint() {
+      counters.forEach(function (c) { c.textContent = left + (left === 1 ? " second" : " seconds"); });
+    }
     paint();
     byId("return-box").hidden = false;
     returnTimer = setInterval(function () {
@@ -319,6 +321,7 @@
 
   function backToForm() {
     cancelReturn();
+    followToken += 1;
     show("form");
     busy = false;
     payButton.disabled = false;
@@ -350,11 +353,19 @@
     byId("continue-challenge").hidden = !url;
     show("action");
     busy = true;
-    return poll(paymentId, Date.now());
+    return follow(paymentId);
   }
 
   /** Follow a pending payment until the bank decides; after a few minutes, slow down but never guess. */
-  function poll(paymentId, startedAt) {
+  // Which payment the page follows: going back to the form (pay another way) stops following the last one.
+  var followToken = 0;
+
+  function follow(paymentId) {
+    followToken += 1;
+    return poll(paymentId, Date.now(), followToken);
+  }
+
+  function poll(paymentId, startedAt, token) {
     var elapsed = Date.now() - startedAt;
     var delay = elapsed < 120000 ? 1500 : 5000;
     if (elapsed >= 120000) {
@@ -365,6 +376,7 @@
     }).then(function (res) {
       return res.ok ? res.json() : null;
     }).then(function (body) {
+      if (token !== followToken) return null; // the customer went back to the form meanwhile
       var p = body && body.payment;
       if (p && SUCCEEDED.indexOf(p.status) >= 0) return succeed(p.id, p.status);
       if (p && p.status === "failed") {
@@ -374,9 +386,9 @@
       if (p && p.status === "pending" && !views.action.hidden) {
         processing("Confirming with your bank…", "This can take a moment. Please keep this page open.");
       }
-      return poll(paymentId, startedAt);
+      return poll(paymentId, startedAt, token);
     }, function () {
-      return poll(paymentId, startedAt); // offline for a moment: keep following
+      return poll(paymentId, startedAt, token); // offline for a moment: keep following
     });
   }
 
@@ -393,7 +405,7 @@
       } else {
         processing("Confirming with your bank…", "This can take a moment. Please keep this page open.");
       }
-      return poll(body.id, Date.now());
+      return follow(body.id);
     }
     if (res.status === 402) {
       return fail(err.payment && err.payment.id, err.message || "Your payment was declined.", err.code);
@@ -416,7 +428,7 @@
         if (p && SUCCEEDED.indexOf(p.status) >= 0) return succeed(p.id, p.status);
         if (p && p.status === "pending") {
           processing("A payment for this order is in progress", "This page updates as soon as the bank answers.");
-          return poll(p.id, Date.now());
+          return follow(p.id);
         }
         if (p && p.status === "requires_action") return awaitChallenge(p.id, p.challenge_url);
         return fail(null, err.message || "This order cannot be paid right now.", err.code);
@@ -469,6 +481,12 @@
     });
   });
 
+  // A challenge left unanswered: a new payment supersedes it (the server voids the one waiting, §15)
+  byId("pay-another-way").addEventListener("click", function () {
+    backToForm();
+    cardInput.focus();
+  });
+
   byId("retry-button").addEventListener("click", function () {
     backToForm();
     (method === "card" ? cardInput : vpaInput).focus();
@@ -486,7 +504,7 @@
     backToShopSoon(shownId, paidStatus);
   } else if (state === "processing") {
     busy = true;
-    poll(shownId, Date.now());
+    follow(shownId);
   } else if (state === "action") {
     awaitChallenge(shownId, byId("continue-challenge").getAttribute("href") !== "#" ? byId("continue-challenge").href : "");
   } else if (state === "failed") {
