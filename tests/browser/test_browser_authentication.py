@@ -198,6 +198,11 @@ def test_a_paid_order_with_a_return_url_sends_the_customer_back_to_the_shop(
     expect(page.locator("#thanks")).to_have_text("Thank you")
     assert merchant.get(f"/v1/orders/{order['id']}")["status"] == "paid"
 
+    # the standalone success page (where a reload of the paid checkout lands) leads back the same way
+    page.goto(f"{order['checkout_url']}/success?payment_id={payment_id}")
+    expect(page.locator(tid("success-state"))).to_be_visible()
+    expect(page.locator(tid("return-link"))).to_have_attribute("href", expected)
+
 
 def test_a_failed_payment_with_a_return_url_goes_back_too_unless_the_customer_retries(
     page: Page, merchant: Merchant, shop_site: Site, shots: Path,
@@ -296,6 +301,42 @@ def test_with_a_return_url_the_modal_closes_instead_of_leaving_the_shop(
     assert events(shop) == [["success", {"orderId": order["id"], "paymentId": payment_id, "status": "captured"}],
                             ["close", {"orderId": order["id"]}]]
     assert shop.url.endswith("/cart")  # the shop's page never left for the return_url
+
+
+def test_the_payment_gateway_drop_in_goes_through_the_challenge_too(page: Page, merchant: Merchant) -> None:
+    """`/checkout.js`'s PaymentGateway (API.md §11 v2) opens the same modal: a failed challenge leaves it open
+    for another try, a passed one calls onSuccess with {paymentId}."""
+    api = merchant.stack.api_url
+    site = Site(f"""<!doctype html><html><head><title>Old shop</title><script src="{api}/checkout.js"></script>
+</head><body><h1>Old shop</h1><script>
+  window.events = [];
+  window.buy = (orderId) => new PaymentGateway({{
+    key: "{merchant.publishable_key}", orderId,
+    onSuccess: (r) => window.events.push(["success", r.paymentId]),
+    onFailure: (r) => window.events.push(["failure", r.error.code]),
+  }}).open();
+</script></body></html>""")
+    try:
+        page.goto(f"{site.origin}/cart")
+        page.wait_for_function("typeof window.PaymentGateway === 'function'")
+        order = merchant.order(amount=6_000, currency="USD")
+        page.evaluate("(id) => window.buy(id)", order["id"])
+        checkout = page.frame_locator(tid("payment-iframe"))
+        pay_with_challenge_card(checkout)
+        answer_challenge(checkout, "999999")
+        expect(checkout.locator(tid("failure-state"))).to_be_visible()
+        page.wait_for_function("window.events.length === 1")
+        expect(page.locator(tid("payment-modal"))).to_be_visible()
+
+        checkout.locator(tid("retry-button")).click()
+        pay_with_challenge_card(checkout)
+        answer_challenge(checkout, CODE)
+        expect(checkout.locator(tid("success-state"))).to_be_visible()
+        page.wait_for_function("window.events.length === 2")
+        paid = [p for p in merchant.get(f"/v1/orders/{order['id']}/payments")["data"] if p["status"] == "captured"]
+        assert events(page) == [["failure", "authentication_failed"], ["success", paid[0]["id"]]]
+    finally:
+        site.close()
 
 
 # --- the dashboard -------------------------------------------------------------------------------------
