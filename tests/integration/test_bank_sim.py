@@ -44,7 +44,7 @@ def bank_db() -> Iterator[str]:
     conninfo = f"{PG} dbname={name}"
     try:
         assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql", "0002_verifications.sql",
-                                                          "0003_disputes_settlement.sql"]
+                                                          "0003_disputes_settlement.sql", "0004_authentications.sql"]
         assert migrate.apply(conninfo, "bank", MIGRATIONS) == []
         yield conninfo
     finally:

@@ -18,12 +18,12 @@ async def test_create_order_returns_the_full_object(api: Api) -> None:
     assert resp.headers["request-id"].startswith("req_")
     order = resp.json()
     assert list(order) == ["id", "object", "amount", "currency", "receipt", "notes", "status", "amount_paid",
-                           "checkout_url", "created_at"]
+                           "checkout_url", "created_at", "return_url"]
     assert order["id"].startswith("ord_")
     assert order | {"id": None, "created_at": None} == {
         "id": None, "object": "order", "amount": 49_900, "currency": "INR", "receipt": "rcpt-1",
         "notes": {"sku": "tea"}, "status": "created", "amount_paid": 0,
-        "checkout_url": f"{PUBLIC_URL}/checkout/{order['id']}", "created_at": None}
+        "checkout_url": f"{PUBLIC_URL}/checkout/{order['id']}", "created_at": None, "return_url": None}
     assert order["created_at"].endswith("Z")
     minimal = await api.order(m, amount=1, currency="JPY")
     assert minimal["receipt"] is None and minimal["notes"] == {}

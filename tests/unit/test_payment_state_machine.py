@@ -19,8 +19,8 @@ from paygate.domain.payments import (
 
 S = Status
 # A partial order of progress: a payment only ever moves to a higher rank (or stays).
-RANK = {S.PENDING: 0, S.AUTHORIZED: 1, S.CAPTURING: 2, S.VOIDING: 2, S.CAPTURED: 3, S.PARTIALLY_REFUNDED: 4,
-        S.REFUNDED: 5, S.VOIDED: 5, S.FAILED: 5, S.EXPIRED: 5}
+RANK = {S.REQUIRES_ACTION: -1, S.PENDING: 0, S.AUTHORIZED: 1, S.CAPTURING: 2, S.VOIDING: 2, S.CAPTURED: 3,
+        S.PARTIALLY_REFUNDED: 4, S.REFUNDED: 5, S.VOIDED: 5, S.FAILED: 5, S.EXPIRED: 5}
 
 
 def test_every_transition_moves_forward() -> None:

@@ -16,7 +16,7 @@ def faults() -> Faults:
 
 def test_view_speaks_the_environment_knobs_language() -> None:
     assert faults().view() == {"object": "bank_faults", "failure_rate": 0.0, "lost_rate": 0.1,
-                               "latency_ms": "0-1200", "duplicate_rate": 0.0}
+                               "latency_ms": "0-1200", "duplicate_rate": 0.0, "callback_delay_ms": "0-0"}
 
 
 def test_a_subset_changes_only_itself() -> None:

@@ -84,8 +84,8 @@ def order(row: Row, public_url: str) -> dict[str, Any]:
         "status": row["status"],
         "amount_paid": row["amount_paid"],
         "checkout_url": f"{public_url.rstrip('/')}/checkout/{row['id']}",
-        "return_url": row.get("return_url"),  # §15
         "created_at": ts(row["created_at"]),
+        "return_url": row.get("return_url"),  # §15
     }
 
 
