@@ -229,6 +229,24 @@ def test_a_failed_payment_with_a_return_url_goes_back_too_unless_the_customer_re
     page.wait_for_url(expected)
 
 
+@pytest.mark.parametrize(("card", "status"), [("4111111111111111", "captured"), ("4000000000000002", "failed")])
+def test_the_return_link_follows_cards_without_a_challenge_too(
+    page: Page, merchant: Merchant, shop_site: Site, card: str, status: str,
+) -> None:
+    order = merchant.order(amount=700, currency="EUR", return_url=f"{shop_site.origin}/back")
+    page.goto(order["checkout_url"])
+    page.locator(tid("card-number-input")).fill(card)
+    page.locator(tid("expiry-input")).fill("12/30")
+    page.locator(tid("cvv-input")).fill("123")
+    page.locator(tid("pay-button")).click()
+    expect(page.locator(tid("success-state" if status == "captured" else "failure-state"))).to_be_visible()
+    payment = only_payment(merchant, order["id"])
+    assert payment["status"] == status
+    expected = f"{shop_site.origin}/back?payment_id={payment['id']}&status={status}"
+    expect(page.locator(tid("return-link"))).to_have_attribute("href", expected)
+    page.wait_for_url(expected)
+
+
 # --- the SDK's modal -----------------------------------------------------------------------------------
 
 
