@@ -64,6 +64,7 @@ def bank_config(settings: Settings, name: str) -> BankConfig:
                       failure_rate=settings.bank_failure_rate, lost_rate=settings.bank_lost_rate,
                       latency_ms=settings.bank_latency_ms, duplicate_rate=settings.bank_duplicate_rate,
                       upi_delay_ms=settings.bank_upi_delay_ms, dispute_delay_ms=settings.bank_dispute_delay_ms,
+                      callback_delay_ms=settings.bank_callback_delay_ms,
                       dispute_decision_ms=settings.bank_dispute_decision_ms, fee_bps=settings.bank_fee_bps,
                       settlement_interval_s=settings.bank_settlement_interval_s,
                       statement_timeout_ms=settings.db_statement_timeout_ms,

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     bank_latency_ms: str = "0-0"
     bank_duplicate_rate: float = 0.0
     bank_upi_delay_ms: str = "1000-3000"
+    bank_callback_delay_ms: str = "0-0"  # authentication callbacks first due after this (§15; a test knob)
     bank_dispute_delay_ms: str = "1000-3000"
     bank_dispute_decision_ms: str = "1000-3000"
     bank_fee_bps: int = Field(default=0, ge=0, le=10_000)

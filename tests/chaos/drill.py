@@ -8,7 +8,8 @@ API and two workers as separate processes, drives a mix of payments from concurr
 the same idempotency keys, kills the API and workers at random and SIGKILLs one bank mid-run (restarted a
 little later: payments fail over meanwhile), lets everything settle, then checks every payment against
 EVERY bank's own records (decision 0017): at most one successful authorization per payment summed over the
-banks, and at the payment's own acquirer; amounts equal to paygate's; no hold left. It prints the counts
+banks, and at the payment's own acquirer; amounts equal to paygate's; no hold left; a challenge-card payment (§15,
+answered through the bank's real page) authorized only after its challenge passed. It prints the counts
 and exits non-zero on any violation. Everything targets 127.0.0.1 and stops by itself (also on SIGTERM
 or Ctrl-C: processes stopped, database dropped). The processes run in production, with fresh random
 secrets, as a deployment would.
@@ -47,6 +48,8 @@ from paygate.supervise import Process, free_port, stop_all
 
 # (number, exp_month, exp_year, cvc) of cards the bank declines; approved ones are made fresh per payment
 DECLINING = [("4000000000000002", 12, 2031, "123"), ("4000000000009995", 12, 2031, "123")]
+# §15: the card whose holder must pass the bank's challenge first (one account at the bank: small amounts)
+CHALLENGE = ("4000000000003220", 12, 2031, "123")
 
 
 def fresh_card(rng: random.Random) -> tuple[str, int, int, str]:
@@ -90,6 +93,8 @@ class Ledger:
     responses: Counter[int] = field(default_factory=Counter)
     retries: int = 0
     unanswered: int = 0
+    challenges: Counter[str] = field(default_factory=Counter)  # §15: right / wrong / cancel
+    returned: int = 0  # challenges whose browser came back to paygate (the others: the callback alone)
 
 
 class Receiver:
@@ -169,6 +174,8 @@ class Drill:
             "PAYGATE_BANK_TIMEOUT_S": str(self.cfg.bank_timeout_s), "PAYGATE_IDEMPOTENCY_LOCK_S": "5",
             "PAYGATE_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,5", "PAYGATE_BANK_UPI_DELAY_MS": "100-300",
             "PAYGATE_LOG_LEVEL": "warning", "PAYGATE_DB_POOL_MAX": "8",
+            # §15: a challenge the drill could not answer (its pages kept failing) times out before the end
+            "PAYGATE_AUTHENTICATION_TTL": "60",
             # the receiver listens on 127.0.0.1: a destination production refuses unless allowed
             "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "true", **serve_secrets.fresh(),
         })
@@ -234,11 +241,52 @@ class Drill:
         self.told.unanswered += 1
         raise TimeoutError(path)
 
+    async def browse(self, browser: httpx.AsyncClient, method: str, url: str, data: dict[str, str] | None = None,
+                     ) -> httpx.Response | None:
+        """A customer's browser: a page that does not load (a process killed) is reloaded a few times."""
+        for attempt in range(30):
+            try:
+                r = await browser.request(method, url, data=data)
+                if r.status_code < 500:
+                    return r
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0) * self.rng.uniform(0.5, 1.0))
+        self.told.unanswered += 1
+        return None
+
+    async def challenge(self, http: httpx.AsyncClient, pid: str, obj: dict[str, Any]) -> None:
+        """§15 through the bank's real page: the right code, a wrong one or a cancel; then the browser comes back
+        to paygate, or (closed tab) never does and the bank's callback alone finishes it."""
+        deadline = time.monotonic() + 120
+        while obj["status"] == "requires_action" and obj["next_action"] is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)  # the bank's answer not recorded yet (a crash): recovery asks it
+            with contextlib.suppress(httpx.HTTPError):
+                got = await http.get(f"/v1/payments/{pid}")
+                if got.status_code == 200:
+                    obj = got.json()
+        if obj["status"] != "requires_action" or obj["next_action"] is None:
+            return
+        url = obj["next_action"]["redirect_to_url"]["url"]
+        answer = self.rng.choices(["right", "wrong", "cancel"], weights=[6, 3, 1])[0]
+        self.told.challenges[answer] += 1
+        form = {"cancel": "1"} if answer == "cancel" else {"otp": "123456" if answer == "right" else "111111"}
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as browser:
+            page = await self.browse(browser, "GET", url)
+            if page is None or page.status_code != 200 or 'data-test-id="challenge-form"' not in page.text:
+                return
+            sent = await self.browse(browser, "POST", url, form)
+            if sent is None or sent.status_code != 303 or self.rng.random() < 0.3:
+                return  # the customer closed the tab: the callback finishes it
+            back = await self.browse(browser, "GET", sent.headers["location"])
+            if back is not None and back.status_code == 303:
+                self.told.returned += 1
+
     async def one_payment(self, http: httpx.AsyncClient) -> None:
-        scenario = self.rng.choice(["auto", "auto_refunds", "manual_capture", "manual_void", "decline"])
+        scenario = self.rng.choice(["auto", "auto_refunds", "manual_capture", "manual_void", "decline", "challenge"])
         number, exp_month, exp_year, cvc = (self.rng.choice(DECLINING) if scenario == "decline"
-                                            else fresh_card(self.rng))
-        amount = self.rng.randint(100, 50_000)
+                                            else CHALLENGE if scenario == "challenge" else fresh_card(self.rng))
+        amount = self.rng.randint(100, 2_000 if scenario == "challenge" else 50_000)
         key = f"drill-{secrets.token_hex(8)}"
         body = {"amount": amount, "currency": "USD", "capture_method": "manual" if scenario.startswith("manual")
                 else "automatic",
@@ -248,7 +296,9 @@ class Drill:
         obj = r.json()["error"]["payment"] if r.status_code == 402 else r.json()
         self.told.created[key].add(obj["id"])
         pid, status = obj["id"], obj["status"]
-        if scenario == "manual_capture" and status == "authorized":
+        if scenario == "challenge" and r.status_code == 201:
+            await self.challenge(http, pid, obj)
+        elif scenario == "manual_capture" and status == "authorized":
             await self.call(http, f"/v1/payments/{pid}/capture", {"amount": self.rng.randint(1, amount)},
                             f"cap-{key}")
         elif scenario == "manual_void" and status == "authorized":
@@ -309,7 +359,8 @@ class Drill:
         while time.monotonic() < deadline:
             with psycopg.connect(self.db_url) as conn:
                 row = conn.execute(
-                    "SELECT (SELECT count(*) FROM payments WHERE status IN ('pending','capturing','voiding')),"
+                    "SELECT (SELECT count(*) FROM payments WHERE status IN ('requires_action','pending','capturing',"
+                    "'voiding')),"
                     " (SELECT count(*) FROM refunds WHERE status = 'pending'),"
                     " (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),"
                     " (SELECT count(*) FROM idempotency_keys WHERE response_status IS NULL)"
@@ -342,7 +393,8 @@ class Drill:
             events = conn.execute("SELECT id, type, object_id FROM events").fetchall()
             refunds = conn.execute("SELECT id, payment_id, status FROM refunds").fetchall()
             in_flight = conn.execute(
-                "SELECT count(*) FROM payments WHERE status IN ('pending','capturing','voiding')").fetchone()
+                "SELECT count(*) FROM payments WHERE status IN ('requires_action','pending','capturing','voiding')"
+            ).fetchone()
         expected_balance = sum(p[2] - p[3] - p[4] for p in pays)
         if balance is None or balance[0] != expected_balance:
             problems.append(f"balance {balance} != captured - refunded - fees {expected_balance}")
@@ -363,7 +415,7 @@ class Drill:
         final_event = {"captured": "payment.captured", "partially_refunded": "payment.captured",
                        "refunded": "payment.captured", "failed": "payment.failed", "voided": "payment.voided",
                        "expired": "payment.expired", "authorized": "payment.authorized"}
-        double_auth = double_capture = mismatched = held = misplaced = 0
+        double_auth = double_capture = mismatched = held = misplaced = challenged = unauthenticated = 0
         auths_at: Counter[str] = Counter()
         sem = asyncio.Semaphore(16)
 
@@ -407,6 +459,15 @@ class Drill:
             want = final_event.get(status)
             if want and ev_by_obj[pid][want] != 1:
                 problems.append(f"{pid} ({status}): {ev_by_obj[pid][want]} {want} events")
+            if ev_by_obj[pid]["payment.requires_action"] > 1:
+                problems.append(f"{pid}: {ev_by_obj[pid]['payment.requires_action']} payment.requires_action events")
+            authentications = [o for o in bank_ops if o["type"] == "authentication"]
+            if authentications:
+                challenged += 1
+                passed = any(o["status"] == "succeeded" for o in authentications)
+                if auths and not passed:  # the challenge card authorized without its holder passing
+                    unauthenticated += 1
+                    problems.append(f"{pid}: authorized at the bank without a passed challenge")
         # events delivered, and each webhook-id carried one event only
         carried_twice = [wid for wid, objs in self.receiver.seen.items() if len(objs) > 1]
         undelivered = [eid for eid, _, _ in events if eid not in self.receiver.seen]
@@ -433,11 +494,13 @@ class Drill:
             "kills.api": self.kills["api"], "kills.bank": self.kills["bank"],
             "kills.worker": self.kills["worker1"] + self.kills["worker2"],
             "client_retries": self.told.retries, "unanswered_requests": self.told.unanswered,
+            "challenged": challenged, **{f"challenges.{k}": v for k, v in sorted(self.told.challenges.items())},
+            "challenges.browser_returned": self.told.returned,
             "violations.double_authorization": double_auth,
             "violations.wrong_acquirer": misplaced, "violations.double_capture": double_capture,
             "violations.amount_mismatch": mismatched, "violations.hold_left": held,
             "violations.unbalanced_journals": len(unbalanced), "violations.undelivered_events": len(undelivered),
-            "violations.key_two_objects": len(two_objects),
+            "violations.key_two_objects": len(two_objects), "violations.unauthenticated": unauthenticated,
         }
         return counts, problems
 

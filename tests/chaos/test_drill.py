@@ -1,5 +1,6 @@
 """The chaos drill, short: two acquirers with faults on both, API and workers SIGKILLed at random, one bank
-SIGKILLed and restarted mid-run, then every invariant checked across both banks' records (≤ 3 minutes)."""
+SIGKILLed and restarted mid-run, challenge-card payments answered through the bank's page (right, wrong,
+cancelled; the browser coming back or not), then every invariant checked across both banks' records (≤ 3 min)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,7 @@ def test_short_chaos_drill_finds_no_violation(pg_server_url: str) -> None:
     assert int(counts["authorizations.alpha"]) > 0 and int(counts["authorizations.beta"]) > 0
     assert int(counts["failed_over"]) > 0
     assert int(counts["violations.double_authorization"]) == 0 and int(counts["violations.wrong_acquirer"]) == 0
+    # §15: challenges answered right, wrong and cancelled through the bank's page; none authorized unauthenticated
+    assert int(counts["challenged"]) > 0 and int(counts["challenges.right"]) > 0
+    assert int(counts["violations.unauthenticated"]) == 0
     assert int(counts["total_seconds"]) <= 180
