@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Frame, FrameLocator, Page, expect
 
@@ -389,3 +390,17 @@ def test_the_dashboard_shows_and_filters_payments_awaiting_authentication(
     page.locator(tid("void-button")).click()
     expect(page.locator(tid("payment-status"))).to_have_text("voided")
     assert merchant.get(f"/v1/payments/{waiting['id']}")["status"] == "voided"
+
+
+def test_the_dashboard_says_why_a_payment_failed_authentication(page: Page, merchant: Merchant) -> None:
+    failed = merchant.pay(2_500, card={"number": CHALLENGE_CARD, "exp_month": 12, "exp_year": 2030, "cvc": "123"})
+    # the customer answers the bank's page wrongly (the form's POST, then the redirects back to paygate)
+    answered = httpx.post(failed["next_action"]["redirect_to_url"]["url"], data={"otp": "000000"},
+                          follow_redirects=True, timeout=30)
+    assert answered.status_code == 200
+    assert merchant.get(f"/v1/payments/{failed['id']}")["failure_code"] == "authentication_failed"
+    login(page, merchant)
+    page.goto(f"{merchant.stack.api_url}/dashboard/payments/{failed['id']}")
+    expect(page.locator(tid("payment-status"))).to_have_text("failed")
+    expect(page.locator(tid("authentication-status"))).to_have_text("The customer failed their bank's challenge.")
+    expect(page.locator(tid("next-action-url"))).to_have_count(0)
