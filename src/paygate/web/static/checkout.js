@@ -383,6 +383,13 @@
         return fail(p.id, p.failure_message || "Your bank declined the payment.", p.failure_code);
       }
       if (p && p.status === "voided") return fail(p.id, "This payment was cancelled by the shop.", "payment_voided");
+      if (p && p.status === "requires_action" && p.challenge_url && views.action.hidden) {
+        // the bank's page became known only now (paygate recorded it after a crash): offer it
+        byId("action-title").textContent = "Confirm the payment with your bank";
+        byId("continue-challenge").href = p.challenge_url;
+        byId("continue-challenge").hidden = false;
+        show("action");
+      }
       if (p && p.status === "pending" && !views.action.hidden) {
         processing("Confirming with your bank…", "This can take a moment. Please keep this page open.");
       }
