@@ -6,11 +6,15 @@ checkout link must not depend on which keys are live. The page therefore talks t
 act for the order's merchant with the rights of a publishable key — exactly what a pk_test_ key could do
 through /v1 (read the order, pay it):
 
-    POST /checkout/{order_id}/pay      {"payment_method": … | "pm_…", "save_payment_method"?} + Idempotency-Key
-                                       → the /v1/payments answer (saved cards: the order's customer's, §16)
+    POST /checkout/{order_id}/pay      {"payment_method": … | "pm_…", "save_payment_method"?, "embed_origin"?}
+                                       + Idempotency-Key → the /v1/payments answer (saved cards: the order's
+                                       customer's, §16; a card that needs authentication: 201 requires_action,
+                                       whose return_url brings the customer back to this page, §15)
     GET  /checkout/{order_id}/status   the order's status, the checkout's payment (for UPI polling) and how
                                        many failed payments the order still accepts (API.md §19)
     GET  /checkout/{order_id}/success?payment_id=…   the standalone success page (API.md §11 v2)
+    GET  /checkout/{order_id}?payment_id=…           the page again, showing that payment: where the bank's
+                                                     challenge comes back to (§15, docs/authentication.md)
 
 The order id is the capability, as with Stripe's checkout session URLs: whoever holds the link may pay
 the order and see whether it is paid, nothing more. When the SDK opens the page it passes its key, and
@@ -25,9 +29,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
 from paygate.domain.payments import Status
@@ -56,14 +61,41 @@ class CheckoutPay(BaseModel):
     model_config = ConfigDict(extra="forbid")
     payment_method: MethodOrSaved  # or a saved card of the order's customer ("pm_…", §16)
     save_payment_method: StrictBool = False  # the save-card checkbox: for the order's customer
+    # The page is in the SDK's modal, framed by this origin: the bank's challenge must come back to a page
+    # that origin may frame again (frame-ancestors) and that posts its messages to it (§15, the SDK).
+    embed_origin: str | None = Field(default=None, max_length=300, pattern=_ORIGIN.pattern)
 
 
 def _public(p: Row | None) -> dict[str, Any] | None:
-    """What the page needs of a payment: never the customer's or the merchant's other data."""
+    """What the page needs of a payment: never the customer's or the merchant's other data. A payment
+    awaiting the customer's authentication carries the bank's challenge page, so that a page reloaded
+    (or a second tab) can send the customer back there (§15)."""
     if p is None:
         return None
-    return {"id": p["id"], "status": p["status"], "method": p["method_type"],
-            "failure_code": p["failure_code"], "failure_message": p["failure_message"]}
+    return {"id": p["id"], "status": p["status"], "method": p["method_type"], "failure_code": p["failure_code"],
+            "failure_message": _FOR_THE_CUSTOMER.get(p["failure_code"] or "", p["failure_message"]),
+            "challenge_url": _challenge_url(p)}
+
+
+# The API's messages for these speak to the merchant ("The customer did not pass…"); this page speaks to the
+# customer.
+_FOR_THE_CUSTOMER = {
+    "authentication_failed": "Your bank could not confirm that it was you, so the payment was not made.",
+    "authentication_timeout": "The confirmation with your bank was not completed in time, so the payment was not made.",
+}
+
+
+def _challenge_url(p: Row) -> str | None:
+    url = p.get("challenge_url")  # next_action's url (domain/authentication.next_action)
+    return url if p["status"] == Status.REQUIRES_ACTION and isinstance(url, str) else None
+
+
+def return_url(public_url: str, order_id: str, embed_origin: str | None) -> str:
+    """Where the bank's challenge sends the customer back (paygate adds `payment_id`): this checkout, in
+    the SDK's modal again if it was opened there. Built here, never taken from the page, so a link holder
+    cannot make paygate's redirect point anywhere else."""
+    url = f"{public_url.rstrip('/')}/checkout/{quote(order_id, safe='')}"
+    return f"{url}?{urlencode({'embed': 1, 'origin': embed_origin})}" if embed_origin else url
 
 
 async def _order(conn: Conn, order_id: str) -> Row | None:
@@ -101,10 +133,11 @@ async def _saved_cards(conn: Conn, order: Row) -> list[dict[str, Any]]:
 @router.get("/checkout/{order_id}")
 async def checkout_page(
     request: Request, order_id: str, key: str | None = None, embed: int = 0, origin: str | None = None,
+    payment_id: str | None = None,
 ) -> Response:
     try:
         public_surface(request)
-        return await _checkout_page(request, order_id, key, embed, origin)
+        return await _checkout_page(request, order_id, key, embed, origin, payment_id)
     except RateLimited as err:
         parent = origin if origin and _ORIGIN.fullmatch(origin) else ""
         return html("checkout_error.html", status=429, frame="checkout", parent_origin=parent, headers=err.headers(),
@@ -112,7 +145,8 @@ async def checkout_page(
                                                        "then reload this page.")
 
 
-async def _checkout_page(request: Request, order_id: str, key: str | None, embed: int, origin: str | None) -> Response:
+async def _checkout_page(request: Request, order_id: str, key: str | None, embed: int, origin: str | None,
+                         payment_id: str | None) -> Response:
     gw = gateway(request)
     parent = origin if origin and _ORIGIN.fullmatch(origin) else ""  # the SDK's embedding page: frame_ancestors
     async with gw.pool.connection() as conn:
@@ -122,7 +156,9 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
                         title="Order not found",
                         message="This payment link is not valid. Ask the shop for a new one.")
         merchant = await merchants.by_id(conn, order["merchant_id"])
-        payment = await _relevant_payment(conn, order)
+        # back from the bank's challenge (§15): that payment decides, unless the order got paid meanwhile
+        returned = await _returned_payment(conn, order, payment_id) if order["status"] != "paid" else None
+        payment = returned or await _relevant_payment(conn, order)
         attempts_left = await _attempts_left(conn, request, order)
         saved = await _saved_cards(conn, order)
     if key is not None:
@@ -136,6 +172,10 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
         state = "paid"
     elif payment is not None and payment["status"] == Status.PENDING:
         state = "processing"  # a UPI approval or a bank answer still awaited (the page was reloaded): follow it
+    elif payment is not None and payment["status"] == Status.REQUIRES_ACTION:
+        state = "action"  # the bank's challenge not answered yet: offer it again, and follow the payment
+    elif returned is not None and returned["status"] == Status.FAILED:
+        state = "failed"  # the challenge (or the authorization after it) failed: say so, offer a retry
     elif attempts_left == 0 and order["status"] != "paid":
         state = "exhausted"  # no payment can be made any more: say so, rather than offer a form that is refused
     else:
@@ -145,8 +185,17 @@ async def _checkout_page(request: Request, order_id: str, key: str | None, embed
         merchant_name=merchant["name"] if merchant else "",
         amount=money(order["amount"], order["currency"]), state=state, payment=_public(payment),
         embedded=bool(embed), attempts_left=attempts_left, saved_cards=saved,
-        has_customer=order.get("customer") is not None,
+        has_customer=order.get("customer") is not None, order_return_url=order.get("return_url") or "",
     )
+
+
+async def _returned_payment(conn: Conn, order: Row, payment_id: str | None) -> Row | None:
+    """The payment named by `?payment_id=` if it is one of this order's (anything else is ignored: the
+    page then shows the order as usual)."""
+    if payment_id is None or not 0 < len(payment_id) <= 64:
+        return None
+    p = await payments.get(conn, order["merchant_id"], payment_id)
+    return p if p is not None and p["order_id"] == order["id"] else None
 
 
 @router.get("/checkout/{order_id}/success")
@@ -172,7 +221,19 @@ async def success_page(request: Request, order_id: str, payment_id: str = "") ->
     paid_at = next((h["at"] for h in reversed(p["status_history"] or []) if h.get("status") == "captured"), None)
     return html("checkout_success.html", frame="checkout", order=order, payment_id=p["id"],
                 merchant_name=merchant["name"] if merchant else "", amount=money(order["amount"], order["currency"]),
-                paid_at=paid_at)
+                paid_at=paid_at, back_url=back_to_shop(order.get("return_url"), p["id"], p["status"]))
+
+
+def back_to_shop(order_return_url: str | None, payment_id: str, status: str) -> str | None:
+    """The order's return_url with `payment_id` and `status` added to its query (§15); the rest of the URL,
+    its query and fragment included, is kept as the merchant wrote it. checkout.js builds the same link."""
+    if not order_return_url:
+        return None
+    url, hash_, fragment = order_return_url.partition("#")
+    path, _, query = url.partition("?")
+    kept = [part for part in query.split("&") if part and part.split("=", 1)[0] not in ("payment_id", "status")]
+    kept += [f"payment_id={quote(payment_id, safe='')}", f"status={quote(status, safe='')}"]
+    return f"{path}?{'&'.join(kept)}{hash_}{fragment}"
 
 
 # The public limit as a dependency: it runs before the body is parsed, so malformed bodies count as well.
@@ -188,7 +249,8 @@ async def checkout_pay(request: Request, order_id: str, body: CheckoutPay) -> Re
     pm = body.payment_method
     # a saved card must be the order's customer's: saved_methods.resolve takes the customer from the order
     req = payment_service.NewPayment(payment_method=pm if isinstance(pm, str) else pm.as_dict(), order_id=order["id"],
-                                     save_payment_method=body.save_payment_method)
+                                     save_payment_method=body.save_payment_method,
+                                     return_url=return_url(gw.settings.public_url, order["id"], body.embed_origin))
     return await idempotent(request, who, lambda key: payment_service.create(gw, who, req, key), namespace="checkout")
 
 

@@ -257,7 +257,8 @@ async def payment_detail(request: Request, payment_id: str, done: str | None = N
     remaining = p["amount_captured"] - p["amount_refunded"] - p["amount_refund_reserved"]
     return _page(
         "dashboard/payment.html", session, payment=views.payment(p), refunds=[views.refund(r) for r in refund_rows],
-        can_capture=status is Status.AUTHORIZED, can_void=status is Status.AUTHORIZED,
+        # a payment awaiting the customer's authentication holds nothing yet, but may be cancelled (§15.4)
+        can_capture=status is Status.AUTHORIZED, can_void=status in (Status.AUTHORIZED, Status.REQUIRES_ACTION),
         can_refund=status in REFUNDABLE and remaining > 0, refundable=remaining, notice=_message(done),
         error=_message(error), idem_capture=_new_idem(), idem_void=_new_idem(), idem_refund=_new_idem(),
         nav="payments",

@@ -5,6 +5,14 @@
  * The card number and CVV are sent once, to this origin, and never stored or logged in the page.
  * After a failure, "Try again" is offered while the order still accepts failed payments (API.md §19:
  * PAYGATE_ORDER_MAX_FAILED_PAYMENTS); once it accepts no more, the page says so instead.
+ *
+ * A card that needs its holder's authentication (API.md §15) is answered 201 `requires_action`: the page
+ * sends the browser (the top-level page, or the SDK modal's iframe) to the bank's challenge page, whose
+ * answer brings it back here with `?payment_id=`; the server then renders that payment's outcome. Why a
+ * redirect rather than a frame of our own: docs/authentication.md, "Checkout and SDK".
+ * An order with a `return_url` sends the customer back to the shop once the outcome is final (paid, or
+ * this payment failed): a `return-link` followed after 3 seconds, unless they choose to try again; in
+ * the SDK's modal the modal closes instead (the shop's onSuccess / onFailure have been told).
  */
 (function () {
   "use strict";
@@ -16,6 +24,10 @@
   // paygate's own origin: never "*", since they name the payment (the CSP's frame-ancestors agrees).
   var parentOrigin = root.getAttribute("data-parent-origin") || window.location.origin;
   var base = "/checkout/" + encodeURIComponent(orderId);
+  var embedded = root.getAttribute("data-embedded") === "1";
+  var embedOrigin = root.getAttribute("data-parent-origin") || ""; // the SDK's page, validated by the server
+  var shopReturnUrl = root.getAttribute("data-return-url") || "";
+  var RETURN_DELAY_S = 3;
 
   function byId(id) { return document.getElementById(id); }
   function byTest(id) { return root.querySelector('[data-test-id="' + id + '"]'); }
@@ -23,6 +35,7 @@
   var views = {
     form: byId("pay-form"),
     processing: byTest("processing-state"),
+    action: byTest("action-state"),
     success: byTest("success-state"),
     failure: byTest("failure-state"),
   };
@@ -215,6 +228,57 @@
     });
   }
 
+  // --- back to the shop (the order's return_url, §15) --------------------------------------------------
+
+  var returnTimer = null;
+
+  /** return_url with payment_id and status set in its query; the rest kept as written (checkout.py's
+   *  back_to_shop builds the same link for the standalone success page). */
+  function backToShop(paymentId, status) {
+    var hashAt = shopReturnUrl.indexOf("#");
+    var fragment = hashAt >= 0 ? shopReturnUrl.slice(hashAt) : "";
+    var url = hashAt >= 0 ? shopReturnUrl.slice(0, hashAt) : shopReturnUrl;
+    var queryAt = url.indexOf("?");
+    var path = queryAt >= 0 ? url.slice(0, queryAt) : url;
+    var kept = (queryAt >= 0 ? url.slice(queryAt + 1) : "").split("&").filter(function (part) {
+      var name = part.split("=")[0];
+      return part && name !== "payment_id" && name !== "status";
+    });
+    kept.push("payment_id=" + encodeURIComponent(paymentId), "status=" + encodeURIComponent(status));
+    return path + "?" + kept.join("&") + fragment;
+  }
+
+  function cancelReturn() {
+    if (returnTimer !== null) clearInterval(returnTimer);
+    returnTimer = null;
+    byId("return-box").hidden = true;
+  }
+
+  /** The outcome is final: show the way back and take it after RETURN_DELAY_S (in the modal: close it). */
+  function backToShopSoon(paymentId, status) {
+    if (!shopReturnUrl || !paymentId) return;
+    cancelReturn();
+    var link = byId("return-link");
+    var href = backToShop(paymentId, status);
+    if (link) link.href = href;
+    var left = RETURN_DELAY_S;
+    var counters = root.querySelectorAll("#return-box .countdown");
+    function paint() {
+      counters.forEach(function (c) { c.textContent = left + (left === 1 ? " second" : " seconds"); });
+    }
+    paint();
+    byId("return-box").hidden = false;
+    returnTimer = setInterval(function () {
+      left -= 1;
+      paint();
+      if (left > 0) return;
+      clearInterval(returnTimer);
+      returnTimer = null;
+      if (embedded) tell("close", {});
+      else window.location.assign(href);
+    }, 1000);
+  }
+
   function succeed(paymentId, status) {
     byTest("payment-id").textContent = paymentId;
     show("success");
@@ -224,6 +288,7 @@
       window.history.replaceState(null, "", base + "/success?payment_id=" + encodeURIComponent(paymentId));
     }
     tell("success", { paymentId: paymentId, status: status });
+    backToShopSoon(paymentId, status);
   }
 
   /** Offer "Try again" while the order accepts more failed payments; otherwise say that it does not. */
@@ -250,10 +315,13 @@
       show("failure");
       busy = false;
       tell("failure", { paymentId: paymentId || null, error: { code: code || "payment_failed", message: message } });
+      backToShopSoon(paymentId, "failed"); // only a payment that failed: not a network error or a refusal
     });
   }
 
   function backToForm() {
+    cancelReturn();
+    followToken += 1;
     show("form");
     busy = false;
     payButton.disabled = false;
@@ -267,8 +335,37 @@
 
   var SUCCEEDED = ["captured", "authorized", "partially_refunded", "refunded"];
 
+  /** The bank wants the customer to authenticate (§15): go to its challenge page, in this same window (the
+   *  SDK modal's iframe, when embedded). It sends the browser back here, ?payment_id= naming the payment. */
+  function toBank(paymentId, url) {
+    byId("action-title").textContent = "Taking you to your bank…";
+    byId("action-text").textContent = "Your bank asks you to confirm this payment.";
+    byId("continue-challenge").href = url;
+    show("action");
+    window.location.assign(url);
+  }
+
+  /** A challenge left unanswered (the page reloaded, another tab): offer it again, and follow the payment,
+   *  which the bank's callback may finish without this page. */
+  function awaitChallenge(paymentId, url) {
+    byId("action-title").textContent = "Confirm the payment with your bank";
+    if (url) byId("continue-challenge").href = url;
+    byId("continue-challenge").hidden = !url;
+    show("action");
+    busy = true;
+    return follow(paymentId);
+  }
+
   /** Follow a pending payment until the bank decides; after a few minutes, slow down but never guess. */
-  function poll(paymentId, startedAt) {
+  // Which payment the page follows: going back to the form (pay another way) stops following the last one.
+  var followToken = 0;
+
+  function follow(paymentId) {
+    followToken += 1;
+    return poll(paymentId, Date.now(), followToken);
+  }
+
+  function poll(paymentId, startedAt, token) {
     var elapsed = Date.now() - startedAt;
     var delay = elapsed < 120000 ? 1500 : 5000;
     if (elapsed >= 120000) {
@@ -279,14 +376,26 @@
     }).then(function (res) {
       return res.ok ? res.json() : null;
     }).then(function (body) {
+      if (token !== followToken) return null; // the customer went back to the form meanwhile
       var p = body && body.payment;
       if (p && SUCCEEDED.indexOf(p.status) >= 0) return succeed(p.id, p.status);
       if (p && p.status === "failed") {
         return fail(p.id, p.failure_message || "Your bank declined the payment.", p.failure_code);
       }
-      return poll(paymentId, startedAt);
+      if (p && p.status === "voided") return fail(p.id, "This payment was cancelled by the shop.", "payment_voided");
+      if (p && p.status === "requires_action" && p.challenge_url && views.action.hidden) {
+        // the bank's page became known only now (paygate recorded it after a crash): offer it
+        byId("action-title").textContent = "Confirm the payment with your bank";
+        byId("continue-challenge").href = p.challenge_url;
+        byId("continue-challenge").hidden = false;
+        show("action");
+      }
+      if (p && p.status === "pending" && !views.action.hidden) {
+        processing("Confirming with your bank…", "This can take a moment. Please keep this page open.");
+      }
+      return poll(paymentId, startedAt, token);
     }, function () {
-      return poll(paymentId, startedAt); // offline for a moment: keep following
+      return poll(paymentId, startedAt, token); // offline for a moment: keep following
     });
   }
 
@@ -295,13 +404,15 @@
     var err = body.error || {};
     if (res.status === 201) {
       if (SUCCEEDED.indexOf(body.status) >= 0) return succeed(body.id, body.status);
+      var action = body.next_action && body.next_action.redirect_to_url;
+      if (body.status === "requires_action" && action && action.url) return toBank(body.id, action.url);
       if (pm.type === "upi") {
         processing("Approve the payment in your UPI app", "A request was sent to " + pm.upi.vpa +
           ". This page updates by itself once you approve it.");
       } else {
         processing("Confirming with your bank…", "This can take a moment. Please keep this page open.");
       }
-      return poll(body.id, Date.now());
+      return follow(body.id);
     }
     if (res.status === 402) {
       return fail(err.payment && err.payment.id, err.message || "Your payment was declined.", err.code);
@@ -324,8 +435,9 @@
         if (p && SUCCEEDED.indexOf(p.status) >= 0) return succeed(p.id, p.status);
         if (p && p.status === "pending") {
           processing("A payment for this order is in progress", "This page updates as soon as the bank answers.");
-          return poll(p.id, Date.now());
+          return follow(p.id);
         }
+        if (p && p.status === "requires_action") return awaitChallenge(p.id, p.challenge_url);
         return fail(null, err.message || "This order cannot be paid right now.", err.code);
       });
     }
@@ -334,6 +446,16 @@
       return fail(null, "This order has had too many failed payments.", err.code);
     }
     return fail(null, err.message || "Something went wrong; nothing was charged. Please try again.", err.code);
+  }
+
+  function payBody(saved, pm) {
+    // a saved card goes by its id, without a CVC; a new one may be saved for the order's customer
+    var body = saved ? { payment_method: saved }
+      : saveBox && method === "card" && saveBox.checked ? { payment_method: pm, save_payment_method: true }
+      : { payment_method: pm };
+    // in the SDK's modal, the bank's challenge must come back to a checkout that page may frame
+    if (embedded && embedOrigin) body.embed_origin = embedOrigin;
+    return body;
   }
 
   form.addEventListener("submit", function (event) {
@@ -354,10 +476,7 @@
     send(base + "/pay", {
       method: "POST",
       headers: { "Content-Type": "application/json", "Idempotency-Key": key },
-      // a saved card goes by its id, without a CVC; a new one may be saved for the order's customer
-      body: JSON.stringify(saved ? { payment_method: saved }
-        : saveBox && method === "card" && saveBox.checked ? { payment_method: pm, save_payment_method: true }
-        : { payment_method: pm }),
+      body: JSON.stringify(payBody(saved, pm)),
       cache: "no-store",
     }).then(function (res) {
       payButton.disabled = false;
@@ -367,6 +486,12 @@
       fail(null, "We could not reach paygate. Check your connection and try again.", "network_error");
       payButton.disabled = false;
     });
+  });
+
+  // A challenge left unanswered: a new payment supersedes it (the server voids the one waiting, §15)
+  byId("pay-another-way").addEventListener("click", function () {
+    backToForm();
+    cardInput.focus();
   });
 
   byId("retry-button").addEventListener("click", function () {
@@ -379,10 +504,21 @@
 
   // --- the state the server rendered --------------------------------------------------------------------
   var state = root.getAttribute("data-state");
+  var shownId = root.getAttribute("data-payment-id");
   if (state === "paid") {
-    tell("success", { paymentId: root.getAttribute("data-payment-id"), status: "captured" });
+    var paidStatus = root.getAttribute("data-payment-status") || "captured";
+    tell("success", { paymentId: shownId, status: paidStatus });
+    backToShopSoon(shownId, paidStatus);
   } else if (state === "processing") {
     busy = true;
-    poll(root.getAttribute("data-payment-id"), Date.now());
+    follow(shownId);
+  } else if (state === "action") {
+    awaitChallenge(shownId, byId("continue-challenge").getAttribute("href") !== "#" ? byId("continue-challenge").href : "");
+  } else if (state === "failed") {
+    // back from the bank's challenge, which failed (or the authorization after it): as a decline would
+    var code = root.getAttribute("data-failure-code") || "payment_failed";
+    showRetry(parseInt(root.getAttribute("data-attempts-left") || "0", 10));
+    tell("failure", { paymentId: shownId, error: { code: code, message: byId("failure-message").textContent } });
+    backToShopSoon(shownId, "failed");
   }
 })();
