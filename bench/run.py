@@ -50,7 +50,7 @@ from loadgen import card_body  # the same request bodies as the load scenarios
 from report import render
 from stack import BENCH_DIR, Databases, Stack
 
-from paygate.supervise import wait_for
+from paygate.polling import wait_for
 
 RESULTS = BENCH_DIR / "results"
 
@@ -343,7 +343,7 @@ class Bench:
         ok = wait_for(lambda: self.gw_query(
             "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")[0][0] == 0,
             self.opts.drain_timeout, interval=0.2)
-        return ok, time.monotonic() - started
+        return bool(ok), time.monotonic() - started
 
     def process_groups(self) -> dict[str, list[psutil.Process]]:
         assert self.stack is not None

@@ -22,7 +22,8 @@ import psycopg
 from psycopg import sql
 
 from paygate import serve_secrets
-from paygate.supervise import PAYGATE, Process, SuperviseError, free_port, wait_for
+from paygate.polling import wait_for
+from paygate.supervise import PAYGATE, Process, SuperviseError, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 _OURS = re.compile(r"^paygate_bench_(\d+)_[0-9a-f]+(_bank|_pgbench)?$")
