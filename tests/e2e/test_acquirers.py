@@ -117,7 +117,7 @@ def test_a_callback_is_matched_with_the_acquirer_that_sent_it(two: Two) -> None:
 
 def test_faults_change_at_run_time_and_hit_operations_only(two: Two) -> None:
     assert two.faults("alpha").json() == {"object": "bank_faults", "failure_rate": 0.0, "lost_rate": 0.0,
-                                          "latency_ms": "0-0", "duplicate_rate": 0.0}
+                                          "latency_ms": "0-0", "duplicate_rate": 0.0, "callback_delay_ms": "0-0"}
     put = two.faults("alpha", {"failure_rate": 1, "latency_ms": "1-2"})
     assert put.status_code == 200 and put.json()["failure_rate"] == 1.0 and put.json()["latency_ms"] == "1-2"
     assert two.faults("beta").json()["failure_rate"] == 0.0  # each bank its own
