@@ -38,6 +38,7 @@ import httpx
 import orjson
 import psycopg
 
+from paygate.domain.payments import Status, reachable_from
 from paygate.store import migrate
 from paygate.store.events import NOTIFY_CHANNEL
 from paygate.store.merchants import KEYS_CHANNEL
@@ -45,15 +46,8 @@ from paygate.supervise import Process, stop_all
 from tests.chaos.drill import Drill, DrillConfig, fresh_card
 from tests.chaos.pgcluster import Cluster, Server, multi_host_url
 
-# what a payment may have become since a client was told `status` (API.md §4: the state machine)
-LATER = {
-    "pending": {"pending", "authorized", "captured", "failed", "voided", "expired", "partially_refunded",
-                "refunded"},
-    "authorized": {"authorized", "captured", "voided", "expired", "partially_refunded", "refunded"},
-    "captured": {"captured", "partially_refunded", "refunded"},
-    "partially_refunded": {"partially_refunded", "refunded"},
-    "refunded": {"refunded"}, "failed": {"failed"}, "voided": {"voided"}, "expired": {"expired"},
-}
+# What a payment may have become since a client was told `status`: the transition table's closure (API.md §5).
+LATER = {str(s): {str(n) for n in reachable_from(s)} for s in Status}
 
 
 @dataclass

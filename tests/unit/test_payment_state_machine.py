@@ -13,6 +13,7 @@ from paygate.domain.payments import (
     Status,
     amount_capturable,
     can_transition,
+    reachable_from,
     refundable_remaining,
     status_after_refund,
 )
@@ -137,3 +138,13 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 TestLifecycle = Lifecycle.TestCase
+
+
+def test_reachable_from_is_the_closure_of_the_table() -> None:
+    assert reachable_from(Status.REFUNDED) == {Status.REFUNDED}
+    assert reachable_from(Status.REQUIRES_ACTION) >= {Status.PENDING, Status.CAPTURED, Status.REFUNDED, Status.VOIDED}
+    assert Status.REQUIRES_ACTION not in reachable_from(Status.PENDING)  # never backwards
+    for status in Status:
+        later = reachable_from(status)
+        assert status in later and TRANSITIONS[status] <= later
+        assert all(reachable_from(n) <= later for n in TRANSITIONS[status])

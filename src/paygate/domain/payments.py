@@ -60,6 +60,17 @@ def can_transition(current: Status, target: Status) -> bool:
     return target in TRANSITIONS[current]
 
 
+def reachable_from(start: Status) -> frozenset[Status]:
+    """Every status a payment in `start` can be in later, `start` included (a status never moves backwards)."""
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        for nxt in TRANSITIONS[frontier.pop()] - seen:
+            seen.add(nxt)
+            frontier.append(nxt)
+    return frozenset(seen)
+
+
 def event_for(target: Status, *, method_type: str) -> str | None:
     """Event type emitted on reaching `target`; a UPI payment's `pending` is an observable state."""
     if target is S.PENDING:
