@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ Pool = AsyncConnectionPool[Conn]
 CALLBACK_LEASE_S = 30.0  # a claimed callback is re-sent after this if its sender vanished
 CALLBACK_BACKOFF_BASE_S = 0.2
 CALLBACK_BACKOFF_CAP_S = 10.0
+CHECK_AFTER_IDLE_S = 1.0
 
 
 def make_pool(conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 20, statement_timeout_ms: int = 5000,
@@ -45,10 +48,20 @@ def make_pool(conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 
     async def configure(conn: Conn) -> None:
         await conn.set_autocommit(True)
 
+    last_handed_out: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+
+    async def check(conn: Conn) -> None:
+        """An empty round trip before handing out a connection idle for a second or more (one that may have
+        died meanwhile); a busy pool pays nothing — the gateway's rule (paygate/store/db.py `_check`)."""
+        now = time.monotonic()
+        last, last_handed_out[conn] = last_handed_out.get(conn), now
+        if last is None or now - last >= CHECK_AFTER_IDLE_S:
+            await AsyncConnectionPool.check_connection(conn)
+
     return AsyncConnectionPool(
         conninfo, min_size=min_size, max_size=max_size, open=False, name=f"paygate-{schema}", timeout=30.0,
         kwargs={"row_factory": dict_row, "prepare_threshold": 0, "connect_timeout": 3, "options": options},
-        connection_class=AsyncConnection[DictRow], configure=configure, check=AsyncConnectionPool.check_connection,
+        connection_class=AsyncConnection[DictRow], configure=configure, check=check,
         max_lifetime=1800, reconnect_timeout=0,
     )
 
@@ -197,8 +210,11 @@ async def execute(
 
     A request whose key an inquiry tombstoned (decision 0003: the late original) is answered with the
     tombstone and does not act; it is listed as a failed operation of its own (`processing_error`), so
-    that the inspection API shows the bank received it and refused it."""
-    async with pool.connection() as conn, conn.transaction():
+    that the inspection API shows the bank received it and refused it.
+
+    In pipeline mode: statements whose results are not read (the advisory lock, the account's upsert, the
+    movements, the key's binding) go out with the next read or the COMMIT (docs/decisions/0019)."""
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         existing = await _claim_key(conn, key, request_hash)
         if existing is not None:
             stored = existing["request_hash"]
@@ -216,7 +232,7 @@ async def execute(
 
 async def inquire(pool: Pool, key: str) -> tuple[Operation, bool]:
     """(operation, found). Nothing under the key: write a tombstone so a late original cannot act."""
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         existing = await _claim_key(conn, key, None)
         if existing is None:
             op = await _insert_op(
