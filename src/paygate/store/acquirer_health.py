@@ -71,6 +71,22 @@ async def recent(conn: Conn, acquirers: Sequence[str]) -> dict[str, Recent]:
     return {name: found.get(name, Recent(0, 0)) for name in acquirers}
 
 
+async def standing(conn: Conn, acquirers: Sequence[str]) -> dict[str, tuple[Breaker, Recent]]:
+    """`breakers` and `recent` in one statement: what routing reads for every payment (ADR 0019)."""
+    rows = await fetch_all(
+        conn,
+        "SELECT a.name, h.status, h.consecutive_failures, h.down_until, r.attempts, r.approved "
+        "FROM unnest(%s::text[]) AS a(name) LEFT JOIN acquirer_health h ON h.acquirer = a.name "
+        "CROSS JOIN LATERAL ("
+        "  SELECT count(*) AS attempts, count(*) FILTER (WHERE result = 'succeeded') AS approved FROM ("
+        "    SELECT result FROM acquirer_attempts WHERE acquirer = a.name ORDER BY at DESC, id DESC LIMIT %s) w"
+        ") r",
+        (list(acquirers), WINDOW))
+    found = {r["name"]: (_breaker(r) if r["status"] is not None else health.UP, Recent(r["attempts"], r["approved"]))
+             for r in rows}
+    return {name: found.get(name, (health.UP, Recent(0, 0))) for name in acquirers}
+
+
 async def record_attempt(
     conn: Conn, *, payment_id: str, merchant_id: str, acquirer: str, result: str, failure_code: str | None,
     at: datetime, policy: Policy,
