@@ -155,6 +155,20 @@ async def _insert_op(
     return Operation.from_row(row)
 
 
+async def _insert_ops(conn: Conn, specs: list[dict[str, Any]]) -> list[Operation]:
+    """Several `_insert_op`s in one statement (the same columns and defaults), in the order given."""
+    rows = [(new_id("bop"), spec["reference"], spec["type_"], spec["status"], spec["amount"], spec.get("currency"),
+             spec.get("captured", False), spec.get("failure_code"), spec.get("tombstone", False)) for spec in specs]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    cur = await conn.execute(
+        "INSERT INTO operations (id, reference, type, status, amount, currency, captured, failure_code,"
+        f" tombstone) VALUES {values} RETURNING {_OP_COLUMNS}".encode(),
+        [value for row in rows for value in row],
+    )
+    by_id = {r["id"]: Operation.from_row(r) for r in await cur.fetchall()}
+    return [by_id[row[0]] for row in rows]
+
+
 async def get_operation(conn: Conn, op_id: str) -> Operation:
     row = await _one(conn, f"SELECT {_OP_COLUMNS} FROM operations WHERE id = %s", (op_id,))
     if row is None:
@@ -253,18 +267,23 @@ async def inquire(pool: Pool, key: str) -> tuple[Operation, bool]:
 # --- accounts and authorizations ------------------------------------------------------------------
 
 
+_UPSERT_ACCOUNT = (b"INSERT INTO accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash)"
+                   b" DO UPDATE SET balance = accounts.balance RETURNING balance, held, captured, refunded")
+
+
 async def _lock_account(conn: Conn, card_hash: bytes, initial_balance: int) -> DictRow:
-    await conn.execute(
-        b"INSERT INTO accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash) DO NOTHING",
-        (card_hash, initial_balance),
-    )
-    row = await _one(
-        conn,
-        "SELECT balance, held, captured, refunded FROM accounts WHERE card_hash = %s FOR UPDATE",
-        (card_hash,),
-    )
+    """The card's account, created with `initial_balance` if new, locked until the end of the transaction —
+    one statement: the conflict's DO UPDATE (of nothing) locks the row as FOR UPDATE would, and returns
+    its latest committed version."""
+    cur = await conn.execute(_UPSERT_ACCOUNT, (card_hash, initial_balance))
+    row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def _hold_account(conn: Conn, card_hash: bytes) -> None:
+    """`_lock_account` when the balance is not needed: queued in the pipeline, nothing read."""
+    await conn.execute(_UPSERT_ACCOUNT, (card_hash, 0))
 
 
 async def _move(
@@ -286,8 +305,8 @@ async def _lock_reference(conn: Conn, reference: str) -> DictRow | None:
 async def _lock_authorization(conn: Conn, reference: str) -> DictRow | None:
     return await _one(
         conn,
-        "SELECT reference, operation_id, card_hash, amount, currency, state, captured_amount, refunded_amount"
-        " FROM authorizations WHERE reference = %s FOR UPDATE",
+        "SELECT reference, operation_id, card_hash, amount, currency, state, captured_amount, refunded_amount,"
+        " dispute_on_capture FROM authorizations WHERE reference = %s FOR UPDATE",
         (reference,),
     )
 
@@ -362,28 +381,21 @@ async def authorize_card(
             currency=currency,
             failure_code=failure,
         )
-    op = await _insert_op(
-        conn,
-        reference=reference,
-        type_="authorization",
-        status="succeeded",
-        amount=amount,
-        currency=currency,
-        captured=capture,
-    )
-    if capture:  # hold then capture at once: recorded as two operations
-        taken = await _insert_op(
-            conn, reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency
-        )
+    if capture:  # hold then capture at once: recorded as two operations, inserted by one statement
+        op, taken = await _insert_ops(conn, [
+            dict(reference=reference, type_="authorization", status="succeeded", amount=amount, currency=currency,
+                 captured=True),
+            dict(reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency)])
         op = dataclasses.replace(op, capture_id=taken.id)
         await _move(conn, card_hash, balance=-amount, captured=amount)
         await _insert_authorization(conn, op, card_hash, "captured", captured_amount=amount,
                                     callback_url=callback_url, dispute_on_capture=disputed)
-        await money.after_capture(conn, reference, amount, currency)
-    else:
-        await _move(conn, card_hash, held=amount)
-        await _insert_authorization(conn, op, card_hash, "active", callback_url=callback_url,
-                                    dispute_on_capture=disputed)
+        await money.after_capture(conn, reference, amount, currency, disputed=disputed)
+        return op
+    op = await _insert_op(conn, reference=reference, type_="authorization", status="succeeded", amount=amount,
+                          currency=currency)
+    await _move(conn, card_hash, held=amount)
+    await _insert_authorization(conn, op, card_hash, "active", callback_url=callback_url, dispute_on_capture=disputed)
     return op
 
 
@@ -433,7 +445,7 @@ async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
     if amount > auth["amount"]:
         return await _failed(conn, "capture", reference, amount, "amount_exceeds_authorization")
     card_hash = bytes(auth["card_hash"])
-    await _lock_account(conn, card_hash, 0)
+    await _hold_account(conn, card_hash)
     # The whole hold goes; only `amount` leaves the account (the rest of the hold is released).
     await _move(conn, card_hash, balance=-amount, held=-auth["amount"], captured=amount)
     await conn.execute(
@@ -443,7 +455,7 @@ async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
     await conn.execute(b"UPDATE operations SET captured = true WHERE id = %s", (auth["operation_id"],))
     from paygate.simbank import money
 
-    await money.after_capture(conn, reference, amount, auth["currency"])
+    await money.after_capture(conn, reference, amount, auth["currency"], disputed=auth["dispute_on_capture"])
     return await _insert_op(
         conn,
         reference=reference,
@@ -461,7 +473,7 @@ async def void(conn: Conn, *, reference: str) -> Operation:
     if auth["state"] != "active":
         return await _failed(conn, "void", reference, auth["amount"], "authorization_not_active")
     card_hash = bytes(auth["card_hash"])
-    await _lock_account(conn, card_hash, 0)
+    await _hold_account(conn, card_hash)
     await _move(conn, card_hash, held=-auth["amount"])
     await conn.execute(b"UPDATE authorizations SET state = 'voided' WHERE reference = %s", (reference,))
     return await _insert_op(
@@ -484,7 +496,7 @@ async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
         return await _failed(conn, "refund", reference, amount, "amount_exceeds_captured")
     if auth["card_hash"] is not None:
         card_hash = bytes(auth["card_hash"])
-        await _lock_account(conn, card_hash, 0)
+        await _hold_account(conn, card_hash)
         await _move(conn, card_hash, balance=amount, refunded=amount)
     await conn.execute(
         b"UPDATE authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",
