@@ -18,6 +18,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _notes(s: dict[str, Any]) -> str:
     parts = []
+    if s.get("offered_per_s"):
+        parts.append(f"open loop, {s['offered_per_s']:g} arrivals/s offered (latency from each scheduled arrival)")
     if "payments_per_s" in s:
         parts.append(f"{s['payments_per_s']:g} payments/s")
     if "transactions_per_s" in s:

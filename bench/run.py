@@ -64,6 +64,7 @@ class Scenario:
     number: int
     name: str
     script: str  # bench/<script>.lua, and loadgen.py's --scenario
+    open_loop: bool = False  # arrivals at Options.open_rate per second, not waiting for answers (loadgen.py)
 
 
 SCENARIOS = [
@@ -71,7 +72,9 @@ SCENARIOS = [
     Scenario(2, "authorize>capture>refund", "refund_flow"),
     Scenario(3, "idempotent replay", "replay"),
     Scenario(4, "retrieve payment", "retrieve"),
+    Scenario(5, "payments, open loop", "payments", open_loop=True),
 ]
+OPEN_LOOP_MAX_CONNECTIONS = 256  # what an open-loop run may open at most; beyond that arrivals queue
 
 
 @dataclass
@@ -93,7 +96,8 @@ class Options:
     profile: bool = False
     drain_timeout: float = 60.0
     smoke: bool = False
-    only: tuple[int, ...] = (1, 2, 3, 4)
+    only: tuple[int, ...] = (1, 2, 3, 4, 5)
+    open_rate: float = 100.0  # scenario 5's offered payments per second
     json_out: Path | None = None
     keep_logs: bool = False
 
@@ -115,7 +119,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                                                       "(default 100; smoke 10; 0 skips it)")
     p.add_argument("--pool-max", type=int, help="PAYGATE_DB_POOL_MAX (default: paygate's own; smoke 4)")
     p.add_argument("--profile", action="store_true", help="py-spy the API processes during an extra scenario-1 run")
-    p.add_argument("--only", help="comma-separated scenario numbers to run (default 1,2,3,4; 4 needs 1)")
+    p.add_argument("--only", help="comma-separated scenario numbers to run (default 1,2,3,4,5; 4 needs 1)")
+    p.add_argument("--open-rate", type=float, help="scenario 5: offered payments per second (default 100; smoke 20)")
     p.add_argument("--server-url", default=Options.server_url,
                    help="admin URL of the local PostgreSQL server the run creates its databases on")
     p.add_argument("--json-out", type=Path, help="where to write the JSON result (default bench/results/...)")
@@ -135,6 +140,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         drain_timeout=20.0 if smoke else 60.0,
         smoke=smoke, json_out=a.json_out, keep_logs=a.keep_logs,
         only=tuple(int(x) for x in a.only.split(",")) if a.only else Options.only,
+        open_rate=pick(a.open_rate, 100.0, 20.0),
     )
 
 
@@ -208,11 +214,16 @@ class Load:
     def name(self) -> str:
         return "wrk" if self.wrk else "python (bench/loadgen.py)"
 
-    def run(self, script: str, duration: float, extra: list[str]) -> LoadResult:
+    def run(self, script: str, duration: float, extra: list[str], rate: float | None = None) -> LoadResult:
+        """`rate`: open loop at that many arrivals per second, always with loadgen.py (wrk is closed-loop)."""
         self.runs += 1
         token = f"b{secrets.token_hex(4)}r{self.runs}"  # fresh per burst: keys never repeat across bursts
         connections = max(self.opts.connections, self.opts.threads)
-        if self.wrk:
+        if rate:
+            cmd = [sys.executable, str(BENCH_DIR / "loadgen.py"), "--url", self.api_url, "--scenario", script,
+                   "--duration", str(duration), "--connections", str(OPEN_LOOP_MAX_CONNECTIONS), "--token", token,
+                   "--secret", self.secret, "--rate", str(rate)]
+        elif self.wrk:
             cmd = [self.wrk, "-t", str(self.opts.threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s",
                    "--timeout", "10s", "-s", str(BENCH_DIR / f"{script}.lua"), self.api_url, "--", token,
                    self.secret, *extra]
@@ -391,11 +402,13 @@ class Bench:
 
     def run_scenario(self, sc: Scenario) -> dict[str, Any]:
         assert self.load is not None and self.stack is not None
+        rate = self.opts.open_rate if sc.open_loop else None
+        load = f"{rate:g} arrivals/s" if rate else f"{self.opts.connections} connections"
         print(f"bench: scenario {sc.number} ({sc.name}): {self.opts.warmup:g} s warm-up, "
-              f"{self.opts.duration:g} s measured, {self.opts.connections} connections ...", flush=True)
+              f"{self.opts.duration:g} s measured, {load} ...", flush=True)
         extra = self.scenario_args(sc)
         if self.opts.warmup > 0:
-            self.load.run(sc.script, self.opts.warmup, extra)
+            self.load.run(sc.script, self.opts.warmup, extra, rate)
         self.drain()
         names = [self.dbs.gateway, self.dbs.bank]
         db0 = measure.db_counters(self.admin(), names)
@@ -404,7 +417,7 @@ class Bench:
         window = measure.Window(self.process_groups())
         t0 = time.time()
         window.start()
-        res = self.load.run(sc.script, self.opts.duration, extra)
+        res = self.load.run(sc.script, self.opts.duration, extra, rate)
         procs = window.stop()
         t1 = time.time()
         drained, drain_s = self.drain()
@@ -417,7 +430,8 @@ class Bench:
         socket_errors = sum(int(v) for v in data["socket_errors"].values())
         out: dict[str, Any] = {
             "name": sc.name, "generator": data["generator"], "duration_s": round(duration, 2),
-            "connections": self.opts.connections, "requests": int(data["requests"]),
+            "connections": OPEN_LOOP_MAX_CONNECTIONS if rate else self.opts.connections,
+            "offered_per_s": rate, "requests": int(data["requests"]),
             "requests_per_s": round(int(data["requests"]) / duration, 1),
             "latency_ms": {k: round(float(v) / 1000, 2) for k, v in data["latency_us"].items()},
             "statuses": data["statuses"], "socket_errors": data["socket_errors"],

@@ -149,7 +149,12 @@ def worker() -> None:
 
     settings = get_settings()
     _refuse_weak_secrets(settings, GATEWAY_SECRETS)
-    asyncio.run(run(settings))
+    try:
+        import uvloop  # as the API and the bank run (uvicorn's loop="uvloop"): less CPU per delivery, ADR 0019
+    except ImportError:  # not built for this platform (uvicorn[standard] leaves it out on Windows)
+        asyncio.run(run(settings))
+    else:
+        uvloop.run(run(settings))
 
 
 async def _create_merchant(settings: Settings, name: str, email: str, password: str) -> dict[str, str]:

@@ -28,13 +28,14 @@ def test_bench_smoke(pg_server_url: str, tmp_path: Path) -> None:
     assert done.returncode == 0, f"bench --smoke failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     report = json.loads(out.read_text())
     scenarios = report["scenarios"]
-    assert sorted(scenarios) == ["1", "2", "3", "4"], done.stdout
+    assert sorted(scenarios) == ["1", "2", "3", "4", "5"], done.stdout
     for number, s in scenarios.items():
         assert s["requests"] > 0, f"scenario {number} sent no request:\n{done.stdout}"
         assert s["errors"] == 0, f"scenario {number} had errors: {s}\n{done.stdout}"
     assert scenarios["2"]["transactions"] > 0, "no authorize>capture>refund sequence completed"
     assert scenarios["3"]["replayed"] == scenarios["3"]["requests"], "every replay answered Idempotent-Replayed"
     assert scenarios["1"]["webhook_lag_ms"]["delivered"] > 0, "no webhook reached the receiver"
+    assert scenarios["5"]["offered_per_s"] == 20 and scenarios["5"]["payments_created"] > 0, "no open-loop payment"
     assert report["round_trips"]["per_request"]["1 create, auto capture"]["api"]["round_trips"] > 0
     if "pgbench" in report:
         assert report["pgbench"]["tps"] > 0

@@ -120,3 +120,20 @@ async def test_approval_rate_counts_the_last_100_attempts_only(pool: AsyncConnec
     assert (got["alpha"].attempts, got["alpha"].approval_rate) == (100, 0.25)
     assert (got["beta"].attempts, got["beta"].approval_rate) == (1, 0.0)
     assert (got["gamma"].attempts, got["gamma"].approval_rate) == (0, None)
+
+
+async def test_standing_reads_breakers_and_recent_in_one_statement_and_agrees_with_both(
+    pool: AsyncConnectionPool[Conn],
+) -> None:
+    await _trip(pool, "alpha")  # down, 3 attempts, none approved
+    for i in range(3):
+        await _attempt(pool, "beta", "succeeded" if i else "declined", T0 + timedelta(seconds=i))
+    names = ["alpha", "beta", "gamma"]  # gamma: never recorded
+    async with pool.connection() as conn:
+        both = await store.standing(conn, names)
+        breakers, recent = await store.breakers(conn, names), await store.recent(conn, names)
+    assert list(both) == names
+    assert {n: b for n, (b, _) in both.items()} == breakers
+    assert {n: r for n, (_, r) in both.items()} == recent
+    assert both["alpha"][0].status == "down" and both["beta"][1].approved == 2
+    assert both["gamma"] == (Breaker(), store.Recent(0, 0))

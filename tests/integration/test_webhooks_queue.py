@@ -420,3 +420,30 @@ class HttpReceiver:
     async def stop(self) -> None:
         self.server.close()
         await self.server.wait_closed()
+
+
+async def test_the_recorder_records_concurrent_attempts_in_one_batch_like_record_in(
+    gw: Gateway, who: Principal
+) -> None:
+    ep = await endpoint(gw, who)
+    await emit(gw, who, n=6)
+    leased = await claim(gw)
+    assert len(leased) == 6
+    # one lease lost meanwhile (another worker took the row over): that attempt goes the locked way
+    async with gw.pool.connection() as conn:
+        await conn.execute("UPDATE webhook_deliveries SET locked_until = now() + interval '1 hour' WHERE id = %s",
+                           (leased[0]["id"],))
+    recorder = attempts.Recorder(gw, [0, 1, 2])
+    results = [attempt(200), attempt(200), attempt(500), attempt(200), attempt(200), attempt(200)]
+    done = await asyncio.gather(*(recorder.record(row, r) for row, r in zip(leased, results, strict=True)))
+    await recorder.aclose()
+    by_id = {d["id"]: d for d in await deliveries(gw, who)}
+    for row, result, got in zip(leased, results, done, strict=True):
+        stored = by_id[row["id"]]
+        assert got["id"] == row["id"] and got["status"] == stored["status"]
+        assert len(stored["attempts"]) == 1 and stored["attempts"][0]["response_status"] == result.response_status
+    assert [d["status"] for d in done] == ["succeeded", "succeeded", "pending", "succeeded", "succeeded", "succeeded"]
+    assert by_id[leased[2]["id"]]["attempt_count"] == 1 and by_id[leased[2]["id"]]["next_attempt_at"] is not None
+    assert by_id[leased[0]["id"]]["attempt_count"] == 0  # not the lease holder's to count: history only
+    assert all(by_id[r["id"]]["locked_until"] is None for r in leased[1:])
+    assert (await endpoint_row(gw, ep["id"]))["failing_since"] is not None  # the 500 started a streak

@@ -12,9 +12,9 @@ import ssl
 import typing
 
 import httpcore
-import httpx
 import pytest
 
+from paygate.aiotransport import AiohttpTransport, CheckingResolver
 from paygate.config import Settings
 from paygate.domain import destinations as rules
 from paygate.domain.webhooks import DESTINATION_NOT_ALLOWED
@@ -166,9 +166,12 @@ async def test_redirects_are_not_followed() -> None:
 
 
 def test_the_default_sender_is_guarded() -> None:
+    """aiohttp's transport with the checking resolver and the literal check (tests/integration/
+    test_webhook_guard_sockets.py sends through it); httpx's guarded one while tracing is on."""
     transport = Sender()._http._transport
-    assert isinstance(transport, GuardedTransport)
-    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    assert isinstance(transport, AiohttpTransport)
+    assert isinstance(transport._resolver, CheckingResolver) and transport._host_check is not None
+    assert isinstance(Sender(allow_private=True)._http._transport, AiohttpTransport)
 
 
 def test_the_setting_reads_the_environment_and_an_explicit_value_wins(monkeypatch: pytest.MonkeyPatch) -> None:

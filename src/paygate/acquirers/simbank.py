@@ -4,7 +4,7 @@ Each mutation is retried on timeouts, connection errors and 5xx — always with 
 so the bank acts at most once — with exponential backoff and full jitter. When the attempts are spent the
 call raises `NotSent` if no attempt can have reached the bank, else `OutcomeUnknown`; the caller resolves
 that with `inquire`, never guesses. Card numbers and CVCs are never logged. All I/O goes through an httpx
-transport, so tests can pass `httpx.MockTransport`.
+transport, so tests can pass `httpx.MockTransport`; by default aiohttp's (paygate/aiotransport.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from paygate import aiotransport
 from paygate.acquirers.base import (
     AcquirerResult,
     BadSignature,
@@ -79,7 +80,7 @@ class SimBank:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout_s,
-            transport=transport,
+            transport=transport or aiotransport.default_transport(max_connections),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             trust_env=False,  # service-to-service: no proxies from the environment
         )
@@ -227,13 +228,14 @@ class SimBank:
     async def _post(self, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """The decoded 2xx body. Raises NotSent when no attempt can have reached the bank, OutcomeUnknown
         when one may have (timeouts, resets after connecting, 5xx, an unreadable 2xx), Rejected on a 4xx."""
-        headers = {"Idempotency-Key": key}
+        headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+        content = orjson.dumps(body)  # once for every attempt, and cheaper than httpx's json=
         maybe_applied = False
         for attempt in range(self._attempts):
             if attempt:
                 await self._backoff(attempt - 1)
             try:
-                resp = await self._http.post(path, json=body, headers=headers)
+                resp = await self._http.post(path, content=content, headers=headers)
             except httpx.TransportError as exc:  # timeouts, refused/reset connections, protocol errors
                 maybe_applied = maybe_applied or not isinstance(exc, _NOT_SENT)
                 log.warning("bank %s %s key=%s attempt %d/%d: %s", self.name, path, key, attempt + 1,
@@ -275,8 +277,8 @@ class SimBank:
 
 def _safe_json(resp: httpx.Response) -> Any:
     try:
-        return resp.json()
-    except ValueError:
+        return orjson.loads(resp.content)
+    except ValueError:  # orjson.JSONDecodeError included
         return None
 
 

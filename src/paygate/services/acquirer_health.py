@@ -65,12 +65,11 @@ def policy(settings: Settings) -> Policy:
 async def snapshot(conn: Conn, names: list[str], *, now: datetime | None = None) -> dict[str, Health]:
     """name → Health for each of `names` (the configured acquirers, in their order)."""
     now = now or utcnow()
-    breakers = await store.breakers(conn, names)
-    recent = await store.recent(conn, names)
+    both = await store.standing(conn, names)
     out: dict[str, Health] = {}
     for name in names:
-        b: Breaker = breakers[name]
-        r = recent[name]
+        b: Breaker = both[name][0]
+        r = both[name][1]
         out[name] = Health(name, b.status, b.consecutive_failures, b.down_until, r.approval_rate, r.attempts,
                            health.phase(b, now))
     return out

@@ -41,6 +41,10 @@ async def current(gw: Gateway, merchant_id: str) -> tuple[Routing, dict[str, Any
     """The merchant's routing rules and their public view (the default routing until it sets one)."""
     async with gw.pool.connection() as conn:
         row = await store.get(conn, merchant_id)
+    return _routing(gw, row)
+
+
+def _routing(gw: Gateway, row: dict[str, Any] | None) -> tuple[Routing, dict[str, Any]]:
     if row is None:
         routing = rules.default_routing(configured(gw))
         return routing, view(rules.to_document(routing), None)
@@ -63,9 +67,9 @@ async def replace(gw: Gateway, who: Principal, routing: Routing, key: KeyHandle)
 async def plan(gw: Gateway, merchant_id: str, facts: Facts) -> list[str]:
     """The acquirers a payment tries, in order: the merchant's routing, ordered by health, with the
     probes of its list claimed (services/acquirer_health.py `probe_or_skip`)."""
-    routing, _ = await current(gw, merchant_id)
     names = configured(gw)
-    async with gw.pool.connection() as conn:
+    async with gw.pool.connection() as conn:  # one connection for both reads (ADR 0019)
+        routing, _ = _routing(gw, await store.get(conn, merchant_id))
         snap = await acquirer_health.snapshot(conn, names)
     listed, _order = rules.matched(routing, facts, names)
     probing = {n for n in listed if snap[n].phase == "probe_due" and await acquirer_health.probe_or_skip(gw, n)}

@@ -64,11 +64,15 @@ async def record_movement(conn: Conn, reference: str, type_: str, amount: int, c
                        (new_id("bmv"), reference, type_, amount, currency))
 
 
-async def after_capture(conn: Conn, reference: str, amount: int, currency: str) -> None:
-    """A capture is owed to the merchant; the test card's capture is disputed 1-3 s later."""
+async def after_capture(conn: Conn, reference: str, amount: int, currency: str, *,
+                        disputed: bool | None = None) -> None:
+    """A capture is owed to the merchant; the test card's capture is disputed 1-3 s later. `disputed`: the
+    authorization's `dispute_on_capture` when the caller has it (else it is read)."""
     await record_movement(conn, reference, "capture", amount, currency)
-    row = await _one(conn, "SELECT dispute_on_capture FROM authorizations WHERE reference = %s", (reference,))
-    if row is not None and row["dispute_on_capture"]:
+    if disputed is None:
+        row = await _one(conn, "SELECT dispute_on_capture FROM authorizations WHERE reference = %s", (reference,))
+        disputed = row is not None and bool(row["dispute_on_capture"])
+    if disputed:
         await conn.execute(
             b"INSERT INTO disputes (id, reference, amount, currency, reason, status, open_at)"
             b" VALUES (%s, %s, %s, %s, 'fraudulent', 'scheduled', now() + make_interval(secs => %s))",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ Pool = AsyncConnectionPool[Conn]
 CALLBACK_LEASE_S = 30.0  # a claimed callback is re-sent after this if its sender vanished
 CALLBACK_BACKOFF_BASE_S = 0.2
 CALLBACK_BACKOFF_CAP_S = 10.0
+CHECK_AFTER_IDLE_S = 1.0
 
 
 def make_pool(conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 20, statement_timeout_ms: int = 5000,
@@ -45,10 +48,20 @@ def make_pool(conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 
     async def configure(conn: Conn) -> None:
         await conn.set_autocommit(True)
 
+    last_handed_out: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+
+    async def check(conn: Conn) -> None:
+        """An empty round trip before handing out a connection idle for a second or more (one that may have
+        died meanwhile); a busy pool pays nothing — the gateway's rule (paygate/store/db.py `_check`)."""
+        now = time.monotonic()
+        last, last_handed_out[conn] = last_handed_out.get(conn), now
+        if last is None or now - last >= CHECK_AFTER_IDLE_S:
+            await AsyncConnectionPool.check_connection(conn)
+
     return AsyncConnectionPool(
         conninfo, min_size=min_size, max_size=max_size, open=False, name=f"paygate-{schema}", timeout=30.0,
         kwargs={"row_factory": dict_row, "prepare_threshold": 0, "connect_timeout": 3, "options": options},
-        connection_class=AsyncConnection[DictRow], configure=configure, check=AsyncConnectionPool.check_connection,
+        connection_class=AsyncConnection[DictRow], configure=configure, check=check,
         max_lifetime=1800, reconnect_timeout=0,
     )
 
@@ -149,6 +162,20 @@ async def _insert_op(
     return Operation.from_row(row)
 
 
+async def _insert_ops(conn: Conn, specs: list[dict[str, Any]]) -> list[Operation]:
+    """Several `_insert_op`s in one statement (the same columns and defaults), in the order given."""
+    rows = [(new_id("bop"), spec["reference"], spec["type_"], spec["status"], spec["amount"], spec.get("currency"),
+             spec.get("captured", False), spec.get("failure_code"), spec.get("tombstone", False)) for spec in specs]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    cur = await conn.execute(
+        "INSERT INTO operations (id, reference, type, status, amount, currency, captured, failure_code,"
+        f" tombstone) VALUES {values} RETURNING {_OP_COLUMNS}".encode(),
+        [value for row in rows for value in row],
+    )
+    by_id = {r["id"]: Operation.from_row(r) for r in await cur.fetchall()}
+    return [by_id[row[0]] for row in rows]
+
+
 async def get_operation(conn: Conn, op_id: str) -> Operation:
     row = await _one(conn, f"SELECT {_OP_COLUMNS} FROM operations WHERE id = %s", (op_id,))
     if row is None:
@@ -208,8 +235,11 @@ async def execute(
 
     A request whose key an inquiry tombstoned (decision 0003: the late original) is answered with the
     tombstone and does not act; it is listed as a failed operation of its own (`processing_error`), so
-    that the inspection API shows the bank received it and refused it."""
-    async with pool.connection() as conn, conn.transaction():
+    that the inspection API shows the bank received it and refused it.
+
+    In pipeline mode: statements whose results are not read (the advisory lock, the account's upsert, the
+    movements, the key's binding) go out with the next read or the COMMIT (docs/decisions/0019)."""
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         existing = await _claim_key(conn, key, request_hash)
         if existing is not None:
             stored = existing["request_hash"]
@@ -227,7 +257,7 @@ async def execute(
 
 async def inquire(pool: Pool, key: str) -> tuple[Operation, bool]:
     """(operation, found). Nothing under the key: write a tombstone so a late original cannot act."""
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         existing = await _claim_key(conn, key, None)
         if existing is None:
             op = await _insert_op(
@@ -248,18 +278,23 @@ async def inquire(pool: Pool, key: str) -> tuple[Operation, bool]:
 # --- accounts and authorizations ------------------------------------------------------------------
 
 
+_UPSERT_ACCOUNT = (b"INSERT INTO accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash)"
+                   b" DO UPDATE SET balance = accounts.balance RETURNING balance, held, captured, refunded")
+
+
 async def _lock_account(conn: Conn, card_hash: bytes, initial_balance: int) -> DictRow:
-    await conn.execute(
-        b"INSERT INTO accounts (card_hash, balance) VALUES (%s, %s) ON CONFLICT (card_hash) DO NOTHING",
-        (card_hash, initial_balance),
-    )
-    row = await _one(
-        conn,
-        "SELECT balance, held, captured, refunded FROM accounts WHERE card_hash = %s FOR UPDATE",
-        (card_hash,),
-    )
+    """The card's account, created with `initial_balance` if new, locked until the end of the transaction —
+    one statement: the conflict's DO UPDATE (of nothing) locks the row as FOR UPDATE would, and returns
+    its latest committed version."""
+    cur = await conn.execute(_UPSERT_ACCOUNT, (card_hash, initial_balance))
+    row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def _hold_account(conn: Conn, card_hash: bytes) -> None:
+    """`_lock_account` when the balance is not needed: queued in the pipeline, nothing read."""
+    await conn.execute(_UPSERT_ACCOUNT, (card_hash, 0))
 
 
 async def _move(
@@ -281,8 +316,8 @@ async def _lock_reference(conn: Conn, reference: str) -> DictRow | None:
 async def _lock_authorization(conn: Conn, reference: str) -> DictRow | None:
     return await _one(
         conn,
-        "SELECT reference, operation_id, card_hash, amount, currency, state, captured_amount, refunded_amount"
-        " FROM authorizations WHERE reference = %s FOR UPDATE",
+        "SELECT reference, operation_id, card_hash, amount, currency, state, captured_amount, refunded_amount,"
+        " dispute_on_capture FROM authorizations WHERE reference = %s FOR UPDATE",
         (reference,),
     )
 
@@ -370,28 +405,21 @@ async def _hold(conn: Conn, *, reference: str, amount: int, currency: str, card_
             currency=currency,
             failure_code=failure,
         )
-    op = await _insert_op(
-        conn,
-        reference=reference,
-        type_="authorization",
-        status="succeeded",
-        amount=amount,
-        currency=currency,
-        captured=capture,
-    )
-    if capture:  # hold then capture at once: recorded as two operations
-        taken = await _insert_op(
-            conn, reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency
-        )
+    if capture:  # hold then capture at once: recorded as two operations, inserted by one statement
+        op, taken = await _insert_ops(conn, [
+            dict(reference=reference, type_="authorization", status="succeeded", amount=amount, currency=currency,
+                 captured=True),
+            dict(reference=reference, type_="capture", status="succeeded", amount=amount, currency=currency)])
         op = dataclasses.replace(op, capture_id=taken.id)
         await _move(conn, card_hash, balance=-amount, captured=amount)
         await _insert_authorization(conn, op, card_hash, "captured", captured_amount=amount,
                                     callback_url=callback_url, dispute_on_capture=disputed)
-        await money.after_capture(conn, reference, amount, currency)
-    else:
-        await _move(conn, card_hash, held=amount)
-        await _insert_authorization(conn, op, card_hash, "active", callback_url=callback_url,
-                                    dispute_on_capture=disputed)
+        await money.after_capture(conn, reference, amount, currency, disputed=disputed)
+        return op
+    op = await _insert_op(conn, reference=reference, type_="authorization", status="succeeded", amount=amount,
+                          currency=currency)
+    await _move(conn, card_hash, held=amount)
+    await _insert_authorization(conn, op, card_hash, "active", callback_url=callback_url, dispute_on_capture=disputed)
     return op
 
 
@@ -557,7 +585,7 @@ async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
     if amount > auth["amount"]:
         return await _failed(conn, "capture", reference, amount, "amount_exceeds_authorization")
     card_hash = bytes(auth["card_hash"])
-    await _lock_account(conn, card_hash, 0)
+    await _hold_account(conn, card_hash)
     # The whole hold goes; only `amount` leaves the account (the rest of the hold is released).
     await _move(conn, card_hash, balance=-amount, held=-auth["amount"], captured=amount)
     await conn.execute(
@@ -567,7 +595,7 @@ async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
     await conn.execute(b"UPDATE operations SET captured = true WHERE id = %s", (auth["operation_id"],))
     from paygate.simbank import money
 
-    await money.after_capture(conn, reference, amount, auth["currency"])
+    await money.after_capture(conn, reference, amount, auth["currency"], disputed=auth["dispute_on_capture"])
     return await _insert_op(
         conn,
         reference=reference,
@@ -585,7 +613,7 @@ async def void(conn: Conn, *, reference: str) -> Operation:
     if auth["state"] != "active":
         return await _failed(conn, "void", reference, auth["amount"], "authorization_not_active")
     card_hash = bytes(auth["card_hash"])
-    await _lock_account(conn, card_hash, 0)
+    await _hold_account(conn, card_hash)
     await _move(conn, card_hash, held=-auth["amount"])
     await conn.execute(b"UPDATE authorizations SET state = 'voided' WHERE reference = %s", (reference,))
     return await _insert_op(
@@ -608,7 +636,7 @@ async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
         return await _failed(conn, "refund", reference, amount, "amount_exceeds_captured")
     if auth["card_hash"] is not None:
         card_hash = bytes(auth["card_hash"])
-        await _lock_account(conn, card_hash, 0)
+        await _hold_account(conn, card_hash)
         await _move(conn, card_hash, balance=amount, refunded=amount)
     await conn.execute(
         b"UPDATE authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",

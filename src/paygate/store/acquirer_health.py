@@ -71,6 +71,22 @@ async def recent(conn: Conn, acquirers: Sequence[str]) -> dict[str, Recent]:
     return {name: found.get(name, Recent(0, 0)) for name in acquirers}
 
 
+async def standing(conn: Conn, acquirers: Sequence[str]) -> dict[str, tuple[Breaker, Recent]]:
+    """`breakers` and `recent` in one statement: what routing reads for every payment (ADR 0019)."""
+    rows = await fetch_all(
+        conn,
+        "SELECT a.name, h.status, h.consecutive_failures, h.down_until, r.attempts, r.approved "
+        "FROM unnest(%s::text[]) AS a(name) LEFT JOIN acquirer_health h ON h.acquirer = a.name "
+        "CROSS JOIN LATERAL ("
+        "  SELECT count(*) AS attempts, count(*) FILTER (WHERE result = 'succeeded') AS approved FROM ("
+        "    SELECT result FROM acquirer_attempts WHERE acquirer = a.name ORDER BY at DESC, id DESC LIMIT %s) w"
+        ") r",
+        (list(acquirers), WINDOW))
+    found = {r["name"]: (_breaker(r) if r["status"] is not None else health.UP, Recent(r["attempts"], r["approved"]))
+             for r in rows}
+    return {name: found.get(name, (health.UP, Recent(0, 0))) for name in acquirers}
+
+
 async def record_attempt(
     conn: Conn, *, payment_id: str, merchant_id: str, acquirer: str, result: str, failure_code: str | None,
     at: datetime, policy: Policy,
@@ -80,11 +96,13 @@ async def record_attempt(
     after it. An answered attempt at a healthy acquirer (the hot path) takes no lock on the breaker."""
     if result not in health.RESULTS:
         raise ValueError(f"unknown attempt result {result!r}")
-    await conn.execute(
-        b"INSERT INTO acquirer_attempts (payment_id, merchant_id, acquirer, result, failure_code, at) "
-        b"VALUES (%s, %s, %s, %s, %s, %s)",
-        (payment_id, merchant_id, acquirer, result, failure_code, at))
-    current = (await breakers(conn, [acquirer]))[acquirer]
+    # the attempt and the breaker as committed, in one statement (the hot path's only read here)
+    row = await fetch_one(
+        conn,
+        "WITH attempt AS (INSERT INTO acquirer_attempts (payment_id, merchant_id, acquirer, result, failure_code, at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)) SELECT * FROM acquirer_health WHERE acquirer = %s",
+        (payment_id, merchant_id, acquirer, result, failure_code, at, acquirer))
+    current = _breaker(row)
     if not health.needs_write(current, result):
         return current
     state = await _locked(conn, acquirer)

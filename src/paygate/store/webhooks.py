@@ -7,6 +7,7 @@ deliveries; recording an attempt may touch the endpoint first), so the two can n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -213,6 +214,37 @@ async def record_if_leased(
         "WHERE id = %s AND locked_until = %s AND status = 'pending' RETURNING *",
         (orjson.dumps(attempt).decode(), status, next_attempt_at, now, delivery_id, lease),
     )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One scheduled attempt for `record_many_if_leased` (the arguments of `record_if_leased`)."""
+
+    delivery_id: str
+    lease: datetime
+    attempt: dict[str, Any]
+    status: str
+    next_attempt_at: datetime | None
+
+
+async def record_many_if_leased(conn: Conn, items: list[Recorded], *, now: datetime) -> dict[str, Row]:
+    """`record_if_leased` for many deliveries in one statement: delivery id → its row, for those whose lease
+    still held the pending row (the others are absent)."""
+    if not items:
+        return {}
+    rows = await fetch_all(
+        conn,
+        "UPDATE webhook_deliveries w SET attempts = w.attempts || jsonb_build_array(u.attempt), "
+        "attempt_count = w.attempt_count + 1, status = u.status, next_attempt_at = u.next_at, locked_until = NULL, "
+        "updated_at = %s "
+        "FROM unnest(%s::text[], %s::timestamptz[], %s::jsonb[], %s::text[], %s::timestamptz[]) "
+        "AS u(id, lease, attempt, status, next_at) "
+        "WHERE w.id = u.id AND w.locked_until = u.lease AND w.status = 'pending' RETURNING w.*",
+        (now, [i.delivery_id for i in items], [i.lease for i in items],
+         [orjson.dumps(i.attempt).decode() for i in items], [i.status for i in items],
+         [i.next_attempt_at for i in items]),
+    )
+    return {r["id"]: r for r in rows}
 
 
 async def release(conn: Conn, leases: list[tuple[str, datetime]]) -> int:

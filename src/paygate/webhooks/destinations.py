@@ -3,14 +3,16 @@
 Two moments judge a destination with the same rules (`domain.destinations`):
 - when a merchant saves a URL (`check_url`, API and dashboard alike): its literal host, or every
   address its name resolves to now;
-- when an attempt connects (`GuardedTransport`): httpx hands the connection to our network backend,
-  which resolves the name itself, refuses if any answer is not allowed, and connects to the checked IP.
+- when an attempt connects: `guarded_aiohttp` (the default, docs/decisions/0019) gives aiohttp's connector
+  a resolver that refuses if any answer is not allowed, and the connector connects only to the checked
+  IPs (no DNS cache); a literal address never reaches a resolver, so it is judged before the request.
+  `GuardedTransport` (httpx's own, used while tracing is on) does the same in httpcore's network backend.
   Nothing resolves the name a second time between the check and the connect, so a name that answers a
   public address at save time and a private one at send time (DNS rebinding) is refused.
 
-TLS is unaffected: httpcore starts TLS on the stream we return with `server_hostname` set to the URL's
-host, so SNI and certificate verification are against the name, not the IP we connected to; the Host
-header is the URL's too. The resolver is a seam: tests inject one to play a rebinding name.
+TLS is unaffected: aiohttp and httpcore start TLS with `server_hostname` set to the URL's host, so SNI
+and certificate verification are against the name, not the IP we connected to; the Host header is the
+URL's too. The resolver is a seam: tests inject one to play a rebinding name.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Awaitable, Callable
 import httpcore
 import httpx
 
+from paygate.aiotransport import AiohttpTransport, CheckingResolver
 from paygate.domain import destinations as rules
 
 # host, port -> the addresses (as text) that name resolves to; raises OSError when it does not resolve.
@@ -143,3 +146,20 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend(resolver=resolver, allow_private=allow_private, inner=inner),
         )
+
+
+def guarded_aiohttp(*, resolver: Resolver = system_resolver, allow_private: bool = False,
+                    max_connections: int = 100) -> AiohttpTransport:
+    """The aiohttp transport with the destination check: every new connection's name through
+    `allowed_addresses`, every literal address judged before the request is made."""
+
+    def check_literal(host: str) -> None:
+        address = rules.literal(host)
+        if address is not None and (reason := rules.refusal(address)) is not None:
+            raise DestinationNotAllowed(host, reason)
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return await allowed_addresses(host, port, resolver=resolver, allow_private=allow_private)
+
+    return AiohttpTransport(max_connections=max_connections, resolver=CheckingResolver(resolve),
+                            host_check=None if allow_private else check_literal)

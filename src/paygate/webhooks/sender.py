@@ -1,7 +1,8 @@
 """One HTTP attempt of a webhook delivery.
 
-All network I/O goes through an httpx transport: by default a `GuardedTransport`, which refuses to
-connect anywhere but a public address (API.md §19); unit tests swap in `httpx.MockTransport`, or inject
+All network I/O goes through an httpx transport: by default aiohttp's behind the destination guard
+(`guarded_aiohttp`; httpx's `GuardedTransport` while tracing is on), which refuses to connect anywhere but a
+public address (API.md §19); unit tests swap in `httpx.MockTransport`, or inject
 a resolver, and the rest of the delivery code never sees a socket. An attempt never raises for anything
 the receiver does: timeouts, refused connections, refused destinations and non-2xx answers all come
 back as an `Attempt` to be recorded, with texts that can always be stored.
@@ -16,8 +17,15 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from paygate import tracing
 from paygate.domain.webhooks import BODY_LIMIT, DESTINATION_NOT_ALLOWED, ERROR_LIMIT, Attempt, body_text, printable
-from paygate.webhooks.destinations import DestinationNotAllowed, GuardedTransport, Resolver, system_resolver
+from paygate.webhooks.destinations import (
+    DestinationNotAllowed,
+    GuardedTransport,
+    Resolver,
+    guarded_aiohttp,
+    system_resolver,
+)
 
 __all__ = ["BODY_LIMIT", "Attempt", "Sender", "parse_retry_after"]
 
@@ -68,8 +76,11 @@ class Sender:
         destination check, lifted by `allow_private` (PAYGATE_WEBHOOK_ALLOW_PRIVATE)."""
         self.timeout_s = timeout_s
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        if transport is None:
+        if transport is None and tracing.active():  # the transport OpenTelemetry instruments
             transport = GuardedTransport(resolver=resolver, allow_private=allow_private, limits=limits)
+        elif transport is None:
+            transport = guarded_aiohttp(resolver=resolver, allow_private=allow_private,
+                                        max_connections=max_connections)
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout_s,

@@ -9,6 +9,7 @@ statement). A worker that dies mid-way leaves a lease that simply expires: at le
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,15 +64,7 @@ async def record_in(
     autocommit or inside the caller's transaction.
     """
     now = utcnow()
-    endpoint_id = leased["endpoint_id"]
-    # The endpoint first: the lock order every writer follows (see store.webhooks).
-    if result.ok:
-        if leased.get("failing_since", True) is not None:  # as of the claim; a later streak ends at the next success
-            await store.endpoint_succeeded(conn, endpoint_id)
-    elif result.gone:
-        await store.disable_endpoint(conn, endpoint_id, now)
-    else:
-        await store.endpoint_failed(conn, endpoint_id, result.at, now - FAILING_DISABLE_AFTER)
+    await _endpoint_effects(conn, leased, result, now)
     entry = result.as_json()
     if not manual:
         decision = decide(result, leased["attempt_count"], schedule, now)
@@ -82,6 +75,77 @@ async def record_in(
             return owned
     async with conn.transaction():
         return await _record_locked(conn, leased, entry, result.ok, manual, now)
+
+
+def _touches_endpoint(leased: Row, result: Attempt) -> bool:
+    # a success changes the endpoint only if it was failing as of the claim (a later streak ends at the next one)
+    return not result.ok or leased.get("failing_since", True) is not None
+
+
+async def _endpoint_effects(conn: Conn, leased: Row, result: Attempt, now: datetime) -> None:
+    """The endpoint first: the lock order every writer follows (see store.webhooks)."""
+    endpoint_id = leased["endpoint_id"]
+    if not _touches_endpoint(leased, result):
+        return
+    if result.ok:
+        await store.endpoint_succeeded(conn, endpoint_id)
+    elif result.gone:
+        await store.disable_endpoint(conn, endpoint_id, now)
+    else:
+        await store.endpoint_failed(conn, endpoint_id, result.at, now - FAILING_DISABLE_AFTER)
+
+
+class Recorder:
+    """The worker's `record_in`, batched: attempts that finish while one batch's UPDATE is on its way are
+    recorded together by the next, in one statement (store.webhooks.record_many_if_leased). An idle worker's
+    batch is one attempt and waits for nothing; a busy one records many per round trip (ADR 0019). The rare
+    rest — an endpoint whose failure streak changes, a lease lost meanwhile — goes the way of `record_in`."""
+
+    def __init__(self, gw: Gateway, schedule: list[float]) -> None:
+        self.gw, self.schedule = gw, schedule
+        self._queued: list[tuple[store.Recorded, asyncio.Future[Row | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def record(self, leased: Row, result: Attempt) -> Row:
+        now = utcnow()
+        if _touches_endpoint(leased, result):
+            async with self.gw.pool.connection() as conn:
+                await _endpoint_effects(conn, leased, result, now)
+        entry = result.as_json()
+        decision = decide(result, leased["attempt_count"], self.schedule, now)
+        done: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
+        self._queued.append((store.Recorded(leased["id"], leased["locked_until"], entry, decision.status,
+                                            decision.next_attempt_at), done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="deliveries-record")
+        owned = await asyncio.shield(done)  # a cancelled sender must not fail the others' batch
+        if owned is not None:
+            return owned
+        async with self.gw.pool.connection() as conn, conn.transaction():
+            return await _record_locked(conn, leased, entry, result.ok, False, utcnow())
+
+    async def _flush(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
+                    async with self.gw.pool.connection() as conn:  # autocommit: one statement
+                        rows = await store.record_many_if_leased(conn, [item for item, _ in batch], now=utcnow())
+                except Exception as exc:  # each sender logs it; the leases run out and the attempts are made again
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for item, done in batch:
+                    if not done.done():
+                        done.set_result(rows.get(item.delivery_id))
+        finally:
+            self._flusher = None
+
+    async def aclose(self) -> None:
+        """Let the batch on its way finish (the worker is stopping)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
 
 
 async def _record_locked(conn: Conn, leased: Row, entry: dict[str, Any], ok: bool, manual: bool,

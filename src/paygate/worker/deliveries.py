@@ -49,6 +49,7 @@ class DeliveryLoop:
         self.gw = gw
         self.sender = sender
         self.schedule = parse_schedule(gw.settings.webhook_retry_schedule)
+        self.recorder = attempts.Recorder(gw, self.schedule)  # records many attempts per statement when busy
         self.concurrency = concurrency
         self.per_endpoint = per_endpoint
         self.poll_s = gw.settings.worker_poll_s if poll_s is None else poll_s
@@ -102,7 +103,8 @@ class DeliveryLoop:
 
     async def _deliver(self, row: Row) -> None:
         try:
-            done = await attempts.deliver(self.gw, self.sender, row, self.schedule)
+            result = await attempts.attempt(self.sender, row, self.gw.settings.secret_key)
+            done = await self.recorder.record(row, result)
         except Exception as exc:  # not recorded: the lease runs out and the delivery is sent again
             log.warning("delivery_record_failed", delivery=row["id"], error=type(exc).__name__, detail=str(exc)[:200])
             return
@@ -170,6 +172,7 @@ class DeliveryLoop:
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
+        await self.recorder.aclose()
         if unfinished:
             with contextlib.suppress(Exception):
                 await attempts.release(self.gw, [(h.delivery_id, h.lease) for h in unfinished.values()])
