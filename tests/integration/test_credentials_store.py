@@ -227,6 +227,20 @@ async def _login(pool: AsyncConnectionPool[Conn], email: str, password: str, cli
     return await merchants.login(pool, email=email, password=password, client=client, throttle=throttle)
 
 
+async def test_a_merchant_created_under_the_older_rule_with_a_320_character_email_still_logs_in(
+        pool: AsyncConnectionPool[Conn]) -> None:
+    # Creation now refuses more than 254 characters; the older rule let up to 320 through, and those
+    # merchants' logins must keep working.
+    email = "a" * 64 + "@" + ".".join(["b" * 63] * 4)[: 320 - 65]
+    assert len(email) == 320
+    with pytest.raises(InvalidRequest):
+        await merchants.create(pool, name="Shop", email=email, password=PASSWORD)
+    async with pool.connection() as conn:
+        await store.insert(conn, id="mer_old", name="Old", email=email, password_hash=await merchants.hash_password(
+            PASSWORD))
+    assert await _login(pool, email, PASSWORD) == "mer_old"
+
+
 async def test_five_failures_lock_the_email_even_for_the_right_password_and_from_another_address(
         pool: AsyncConnectionPool[Conn]) -> None:
     made = await merchants.create(pool, name="Shop", email="lock@example.com", password=PASSWORD)

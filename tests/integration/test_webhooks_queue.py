@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -447,3 +448,88 @@ async def test_the_recorder_records_concurrent_attempts_in_one_batch_like_record
     assert by_id[leased[0]["id"]]["attempt_count"] == 0  # not the lease holder's to count: history only
     assert all(by_id[r["id"]]["locked_until"] is None for r in leased[1:])
     assert (await endpoint_row(gw, ep["id"]))["failing_since"] is not None  # the 500 started a streak
+
+
+async def _lay_out_in_reverse(gw: Gateway, ids: list[str]) -> None:
+    """Rewrite the rows last-id-first, so a scan in table order meets them in reverse id order (the order in
+    which a multi-row UPDATE left to its plan would lock them)."""
+    async with gw.pool.connection() as conn:
+        for delivery_id in reversed(ids):
+            await conn.execute("UPDATE webhook_deliveries SET updated_at = updated_at WHERE id = %s", (delivery_id,))
+        cur = await conn.execute("SELECT id FROM webhook_deliveries WHERE id = ANY(%s) ORDER BY ctid", (ids,))
+        assert [r["id"] for r in await cur.fetchall()] == list(reversed(ids))
+
+
+async def _locked_while_blocked(gw: Gateway, ids: list[str], statement: Callable[[Any], Any]) -> tuple[bool, bool]:
+    """Hold the middle row, start `statement`, and once it waits for that row report whether it already
+    holds (first id, last id): ordered locking holds the first and not yet the last."""
+    async with gw.pool.connection() as holder, holder.transaction():
+        await holder.execute("SELECT id FROM webhook_deliveries WHERE id = %s FOR UPDATE", (ids[1],))
+
+        async def run() -> None:
+            async with gw.pool.connection() as conn:
+                await conn.execute("SET lock_timeout = 0")  # it waits for as long as the holder takes
+                try:
+                    await statement(conn)
+                finally:
+                    await conn.execute("RESET lock_timeout")
+
+        task = asyncio.create_task(run())
+
+        async def waiting() -> bool:
+            async with gw.pool.connection() as watcher:  # not the holder's: its transaction sees one snapshot
+                cur = await watcher.execute("SELECT count(*) AS n FROM pg_stat_activity "
+                                            "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+                row = await cur.fetchone()
+            return row is not None and row["n"] >= 1
+
+        await eventually(waiting)
+
+        async def held(delivery_id: str) -> bool:
+            async with gw.pool.connection() as probe:
+                try:
+                    async with probe.transaction():
+                        await probe.execute("SELECT id FROM webhook_deliveries WHERE id = %s FOR UPDATE NOWAIT",
+                                            (delivery_id,))
+                except psycopg.errors.LockNotAvailable:
+                    return True
+                return False
+
+        first, last = await held(ids[0]), await held(ids[2])
+    await asyncio.wait_for(task, 15)
+    return first, last
+
+
+async def test_multi_row_delivery_updates_lock_in_id_order_so_they_cannot_deadlock(
+    gw: Gateway, who: Principal
+) -> None:
+    # A batch of recorded attempts, released leases and an endpoint's deletion all update many delivery rows;
+    # locking them in plan order, two of them could each hold a row the other waits for. All lock in id order.
+    ep = await endpoint(gw, who)
+    await emit(gw, who, n=3)
+    ids = sorted(r["id"] for r in await claim(gw))
+    await _lay_out_in_reverse(gw, ids)
+    leases = [(r["id"], r["locked_until"]) for r in await deliveries(gw, who)]
+
+    async def release(conn: Any) -> None:  # a stopping worker gives its leases back
+        assert await store.release(conn, sorted(leases, reverse=True)) == 3
+
+    assert await _locked_while_blocked(gw, ids, release) == (True, False)
+
+    leased = sorted(await claim(gw), key=lambda r: r["id"])
+    assert [r["id"] for r in leased] == ids
+    await _lay_out_in_reverse(gw, ids)
+    items = [store.Recorded(r["id"], r["locked_until"], {"n": 1}, "pending", utcnow()) for r in reversed(leased)]
+
+    async def record_batch(conn: Any) -> None:
+        assert len(await store.record_many_if_leased(conn, items, now=utcnow())) == 3
+
+    assert await _locked_while_blocked(gw, ids, record_batch) == (True, False)
+
+    await _lay_out_in_reverse(gw, ids)
+
+    async def fail_pending(conn: Any) -> None:
+        assert await store.fail_pending_of_endpoint(conn, ep["id"], utcnow()) == 3
+
+    assert await _locked_while_blocked(gw, ids, fail_pending) == (True, False)
+    assert {d["status"] for d in await deliveries(gw, who)} == {"failed"}

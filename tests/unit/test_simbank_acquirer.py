@@ -23,7 +23,7 @@ from paygate.acquirers.base import (
     Rejected,
     Unavailable,
 )
-from paygate.acquirers.simbank import BankUnavailable, SimBank
+from paygate.acquirers.simbank import DEADLINE_GRACE_S, BankUnavailable, SimBank
 from paygate.webhooks import standard
 
 SECRET = "whsec_" + "c2ltYmFuay10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5"
@@ -195,6 +195,52 @@ async def test_the_clients_timeout_ends_each_slow_attempt() -> None:
     # every attempt carried the client's timeout_s (not httpx's 5 s default) and ended there
     assert transport.deadlines == [{"connect": 0.05, "read": 0.05, "write": 0.05, "pool": 0.05}] * 2
     assert time.monotonic() - started < 2.0
+
+
+class NeverAnswers(httpx.AsyncBaseTransport):
+    """A request that never ends and ignores httpx's per-phase deadlines, as aiohttp does for a write the
+    bank never takes (it has no write timeout) or an answer that trickles in a byte at a time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_an_attempt_that_never_ends_is_cut_at_the_deadline_and_may_have_been_applied() -> None:
+    transport = NeverAnswers()
+    started = time.monotonic()
+    async with SimBank(
+        "http://bank.test", timeout_s=0.2, attempts=2, backoff_base_s=0, transport=transport
+    ) as client:
+        with pytest.raises(OutcomeUnknown):  # never NotSent: the bank may have received it
+            await client.authorize(key="k1", reference="pay_1", amount=100, currency="USD", payment_method=CARD,
+                                   capture=True, callback_url=None)
+        with pytest.raises(BankUnavailable):  # inspection calls are bounded the same way
+            await client.operations("pay_1")
+    assert transport.calls == 4
+    assert time.monotonic() - started < 4 * (0.2 + DEADLINE_GRACE_S) + 1.0
+
+
+class ConnectsTooSlowly(httpx.AsyncBaseTransport):
+    """A bank that never accepts the connection, behind a transport that ends the connect at httpx's
+    `connect` deadline with a ConnectTimeout, as httpcore and paygate's aiohttp transport do."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(request.extensions["timeout"]["connect"])
+        raise httpx.ConnectTimeout("connect deadline", request=request)
+
+
+async def test_a_connect_timeout_is_still_certainly_not_sent_under_the_overall_deadline() -> None:
+    # the overall deadline must not pre-empt the connect timeout, which failover reads as "go elsewhere now"
+    async with SimBank(
+        "http://bank.test", timeout_s=0.2, attempts=2, backoff_base_s=0, transport=ConnectsTooSlowly()
+    ) as client:
+        with pytest.raises(NotSent):
+            await client.refund(key="r1", reference="pay_1", amount=10)
 
 
 @pytest.mark.parametrize(

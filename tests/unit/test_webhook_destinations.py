@@ -18,7 +18,7 @@ from paygate.aiotransport import AiohttpTransport, CheckingResolver
 from paygate.config import Settings
 from paygate.domain import destinations as rules
 from paygate.domain.webhooks import DESTINATION_NOT_ALLOWED
-from paygate.webhooks.destinations import GuardedTransport, check_url
+from paygate.webhooks.destinations import GuardedTransport, check_url, guarded_aiohttp
 from paygate.webhooks.sender import Sender
 
 PUBLIC = "93.184.215.14"  # never connected to: the network below is in memory
@@ -67,7 +67,7 @@ async def nxdomain(host: str, port: int) -> list[str]:
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1/h", "http://10.1.2.3:8080/h", "http://169.254.169.254/latest/meta-data/", "http://[::1]:80/",
     "http://[::ffff:127.0.0.1]/", "https://[fe80::1%25eth0]/", "http://0.0.0.0/", "http://localhost:8787/",
-    "http://api.localhost/", "HTTP://LOCALHOST./",
+    "http://api.localhost/", "HTTP://LOCALHOST./", "http://2130706433/", "http://0x08.8.8.8/", "http://8.8.8.010/",
 ])
 async def test_urls_naming_a_non_public_host_are_refused_without_a_lookup(url: str) -> None:
     resolver = Answers([PUBLIC])
@@ -163,6 +163,32 @@ async def test_redirects_are_not_followed() -> None:
     async with Sender(transport=GuardedTransport(resolver=Answers([PUBLIC]), inner=net)) as s:
         a = await s.send("http://hooks.example/x", b"{}", {})
     assert a.response_status == 302 and not a.ok and net.connects == [(PUBLIC, 80)]
+
+
+SHORTHANDS = ["2130706433", "0x7f.1", "0x7F000001", "127.1", "0177.0.0.1", "127.0.0.01", "127.0.0.1.", "0x08.8.8.8",
+              "8.8.8.010", "10.0x0.0.1", "hooks.example.0x10", "hooks.example.123"]
+
+
+@pytest.mark.parametrize("host", SHORTHANDS)
+def test_numeric_hosts_other_than_a_canonical_dotted_quad_are_shorthands(host: str) -> None:
+    assert rules.is_numeric_shorthand(host)
+
+
+@pytest.mark.parametrize("host", ["8.8.8.8", "127.0.0.1", "::1", "[::1]", "::ffff:127.0.0.1", "hooks.example",
+                                  "1.example", "0x7f.example", "example.com."])
+def test_canonical_addresses_and_names_are_not_shorthands(host: str) -> None:
+    assert not rules.is_numeric_shorthand(host)
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "127.1", "0x08.8.8.8", "127.0.0.1."])
+async def test_the_aiohttp_guard_refuses_numeric_shorthands_whatever_aiohttp_makes_of_them(host: str) -> None:
+    # Refused by the guard itself, before aiohttp parses or connects: older aiohttp versions may take some
+    # of these for an address and connect without asking the resolver.
+    resolver = Answers([PUBLIC])
+    async with Sender(transport=guarded_aiohttp(resolver=resolver)) as s:
+        a = await s.send(f"http://{host}/x", b"{}", {})
+    assert a.error == DESTINATION_NOT_ALLOWED and a.response_status is None
+    assert resolver.asked == []
 
 
 def test_the_default_sender_is_guarded() -> None:

@@ -3,8 +3,10 @@
 Each mutation is retried on timeouts, connection errors and 5xx — always with the same Idempotency-Key,
 so the bank acts at most once — with exponential backoff and full jitter. When the attempts are spent the
 call raises `NotSent` if no attempt can have reached the bank, else `OutcomeUnknown`; the caller resolves
-that with `inquire`, never guesses. Card numbers and CVCs are never logged. All I/O goes through an httpx
-transport, so tests can pass `httpx.MockTransport`; by default aiohttp's (paygate/aiotransport.py).
+that with `inquire`, never guesses. Each attempt ends by `timeout_s` (+ DEADLINE_GRACE_S) whatever the
+transport does; an attempt cut off by that deadline may have been applied. Card numbers and CVCs are
+never logged. All I/O goes through an httpx transport, so tests can pass `httpx.MockTransport`; by
+default aiohttp's (paygate/aiotransport.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ _OUTCOMES: dict[str, Any] = {"succeeded": "succeeded", "failed": "failed", "pend
 # other transport error (a read timeout, a reset or close after sending, a write error part-way) may
 # follow a request the bank received and acted on.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# How much longer than `timeout_s` an attempt may take in all before it is abandoned: enough that a single
+# phase's own timeout (a connect timeout: certainly not sent) is raised, and classified, before it.
+DEADLINE_GRACE_S = 0.1
 CALLBACK_TOLERANCE_S = 300
 CALLBACK_TYPES = {"operation.succeeded": "succeeded", "operation.failed": "failed"}
 DISPUTE_TYPES = frozenset({"dispute.created", "dispute.won", "dispute.lost"})
@@ -75,6 +80,9 @@ class SimBank:
         self.name = name
         self._webhook_secret = webhook_secret
         self._attempts = attempts
+        # httpx's timeouts bound each phase (pool, connect, read between chunks); nothing bounds a write that
+        # never completes or an answer that trickles in, so every attempt also has an overall deadline.
+        self._deadline_s = timeout_s + DEADLINE_GRACE_S
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = max(backoff_base_s, 2.0)
         self._http = httpx.AsyncClient(
@@ -235,7 +243,13 @@ class SimBank:
             if attempt:
                 await self._backoff(attempt - 1)
             try:
-                resp = await self._http.post(path, content=content, headers=headers)
+                async with asyncio.timeout(self._deadline_s):
+                    resp = await self._http.post(path, content=content, headers=headers)
+            except TimeoutError:  # the attempt's overall deadline: it may have been written, and applied
+                maybe_applied = True
+                log.warning("bank %s %s key=%s attempt %d/%d: no answer within %.1f s", self.name, path, key,
+                            attempt + 1, self._attempts, self._deadline_s)
+                continue
             except httpx.TransportError as exc:  # timeouts, refused/reset connections, protocol errors
                 maybe_applied = maybe_applied or not isinstance(exc, _NOT_SENT)
                 log.warning("bank %s %s key=%s attempt %d/%d: %s", self.name, path, key, attempt + 1,
@@ -263,8 +277,9 @@ class SimBank:
             if attempt:
                 await self._backoff(attempt - 1)
             try:
-                resp = await self._http.get(path, params=params)
-            except httpx.TransportError:
+                async with asyncio.timeout(self._deadline_s):
+                    resp = await self._http.get(path, params=params)
+            except (httpx.TransportError, TimeoutError):
                 continue
             if resp.status_code >= 500:
                 continue

@@ -8,6 +8,9 @@ PASSWORD_MIN_CHARS = 10
 # The login form refuses longer passwords unverified (argon2 hashes whatever it is given), so a longer
 # one could never log in.
 PASSWORD_MAX_CHARS = 1024
+# The login form's email bound: the older creation rule's ceiling, looser than emails.MAX_CHARS (254), so
+# a merchant created under it with a longer email still logs in. Creation follows emails.valid_address.
+LOGIN_EMAIL_MAX_CHARS = 320
 # Longer grace periods would make a leaked key's roll-over pointless; a week covers any redeploy.
 GRACE_MAX_S = 7 * 24 * 3600
 DEFAULT_GRACE_S = 3600

@@ -10,6 +10,7 @@ transport is about to connect to (so a name that later resolves elsewhere, DNS r
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -69,6 +70,21 @@ def literal(host: str) -> Address | None:
         return ipaddress.ip_address(bare)
     except ValueError:
         return None
+
+
+# A label that makes a host an IPv4 address in URL parsers (WHATWG: a host "ends in a number"): decimal,
+# or 0x hex; a leading 0 is octal to inet_aton.
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
+NUMERIC_SHORTHAND = "an IPv4 address in a non-canonical form"
+
+
+def is_numeric_shorthand(host: str) -> bool:
+    """A host that reads as an IPv4 address but is not a canonical dotted quad (`2130706433`, `0x7f.1`,
+    `127.1`, `0177.0.0.1`, `127.0.0.1.`). Which of these an HTTP client or resolver takes for an address,
+    and which one, differs between libraries and their versions, so none of them is judged as a name."""
+    if ":" in host or literal(host) is not None:  # IPv6 (bracketed or not) and canonical addresses
+        return False
+    return _NUMERIC_LABEL.fullmatch(host.removesuffix(".").rpartition(".")[2]) is not None
 
 
 def is_local_name(host: str) -> bool:

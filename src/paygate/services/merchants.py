@@ -176,7 +176,7 @@ async def login(pool: AsyncConnectionPool[Conn], *, email: str, password: str, c
         await login_failures.record(conn, email_hash=email_hash, client_hash=client_hash)
         await login_failures.purge_older_than(conn, throttle.window_s)
     merchant_id = None
-    if email and password and len(email) <= emails.MAX_CHARS \
+    if email and password and len(email) <= credentials.LOGIN_EMAIL_MAX_CHARS \
             and len(password) <= credentials.PASSWORD_MAX_CHARS:
         merchant_id = await verify_password(pool, email, password)
     if merchant_id is None:

@@ -2,7 +2,11 @@
 
 Deliveries themselves are created by `store.events.emit`, in the transaction of the change they report.
 Lock order, everywhere: endpoint row before delivery rows (deleting an endpoint fails its pending
-deliveries; recording an attempt may touch the endpoint first), so the two can never deadlock.
+deliveries; recording an attempt may touch the endpoint first), so the two can never deadlock. A statement
+that updates several delivery rows first locks them in id order (a `... ORDER BY id FOR UPDATE` CTE): a
+multi-row UPDATE otherwise locks in whatever order its plan visits the rows, and two of them over the same
+rows (a batch of recorded attempts, an endpoint's deletion failing its pending deliveries) could each hold
+a row the other waits for.
 """
 
 from __future__ import annotations
@@ -80,8 +84,10 @@ async def page_endpoints(
 async def fail_pending_of_endpoint(conn: Conn, endpoint_id: str, now: datetime) -> int:
     """A deleted endpoint will never be called again: its waiting deliveries end as failed."""
     cur = await conn.execute(
-        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = %s "
-        "WHERE endpoint_id = %s AND status = 'pending'", (now, endpoint_id))
+        "WITH locked AS (SELECT id FROM webhook_deliveries WHERE endpoint_id = %s AND status = 'pending' "
+        "  ORDER BY id FOR UPDATE) "
+        "UPDATE webhook_deliveries w SET status = 'failed', next_attempt_at = NULL, updated_at = %s "
+        "FROM locked WHERE w.id = locked.id AND w.status = 'pending'", (endpoint_id, now))
     return cur.rowcount
 
 
@@ -232,15 +238,18 @@ async def record_many_if_leased(conn: Conn, items: list[Recorded], *, now: datet
     still held the pending row (the others are absent)."""
     if not items:
         return {}
+    ids = [i.delivery_id for i in items]
     rows = await fetch_all(
         conn,
+        "WITH locked AS (SELECT id FROM webhook_deliveries WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE) "
         "UPDATE webhook_deliveries w SET attempts = w.attempts || jsonb_build_array(u.attempt), "
         "attempt_count = w.attempt_count + 1, status = u.status, next_attempt_at = u.next_at, locked_until = NULL, "
         "updated_at = %s "
         "FROM unnest(%s::text[], %s::timestamptz[], %s::jsonb[], %s::text[], %s::timestamptz[]) "
         "AS u(id, lease, attempt, status, next_at) "
-        "WHERE w.id = u.id AND w.locked_until = u.lease AND w.status = 'pending' RETURNING w.*",
-        (now, [i.delivery_id for i in items], [i.lease for i in items],
+        "WHERE w.id = u.id AND w.id IN (SELECT id FROM locked) AND w.locked_until = u.lease "
+        "AND w.status = 'pending' RETURNING w.*",
+        (ids, now, ids, [i.lease for i in items],
          [orjson.dumps(i.attempt).decode() for i in items], [i.status for i in items],
          [i.next_attempt_at for i in items]),
     )
@@ -251,9 +260,12 @@ async def release(conn: Conn, leases: list[tuple[str, datetime]]) -> int:
     """Give back leases whose attempt never ran (worker stopping), so another worker need not wait them out."""
     if not leases:
         return 0
+    ids = [i for i, _ in leases]
     cur = await conn.execute(
+        "WITH locked AS (SELECT id FROM webhook_deliveries WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE) "
         "UPDATE webhook_deliveries w SET locked_until = NULL "
-        "FROM unnest(%s::text[], %s::timestamptz[]) AS l(id, lease) WHERE w.id = l.id AND w.locked_until = l.lease",
-        ([i for i, _ in leases], [t for _, t in leases]),
+        "FROM unnest(%s::text[], %s::timestamptz[]) AS l(id, lease) "
+        "WHERE w.id = l.id AND w.id IN (SELECT id FROM locked) AND w.locked_until = l.lease",
+        (ids, ids, [t for _, t in leases]),
     )
     return cur.rowcount

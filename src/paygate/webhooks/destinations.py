@@ -57,6 +57,8 @@ async def allowed_addresses(host: str, port: int, *, resolver: Resolver, allow_p
         if not allow_private and (reason := rules.refusal(address)) is not None:
             raise DestinationNotAllowed(host, reason)
         return [str(address)]
+    if not allow_private and rules.is_numeric_shorthand(host):
+        raise DestinationNotAllowed(host, rules.NUMERIC_SHORTHAND)
     if not allow_private and rules.is_local_name(host):
         raise DestinationNotAllowed(host, "a loopback name")
     answers = await resolver(host, port)
@@ -154,6 +156,10 @@ def guarded_aiohttp(*, resolver: Resolver = system_resolver, allow_private: bool
     `allowed_addresses`, every literal address judged before the request is made."""
 
     def check_literal(host: str) -> None:
+        # aiohttp may take a shorthand such as 127.1 for an address and connect without asking the resolver
+        # (whether it does depends on its version): refused here, whatever aiohttp makes of it.
+        if rules.is_numeric_shorthand(host):
+            raise DestinationNotAllowed(host, rules.NUMERIC_SHORTHAND)
         address = rules.literal(host)
         if address is not None and (reason := rules.refusal(address)) is not None:
             raise DestinationNotAllowed(host, reason)
