@@ -264,6 +264,26 @@ async def test_a_bad_return_url_is_400_and_changes_nothing(shared_stack: Stack, 
         assert listed.json()["data"] == []
 
 
+async def test_a_publishable_key_may_not_set_a_return_url(shared_stack: Stack) -> None:
+    # paygate's return endpoint 303s to a payment's return_url: a public key that could set it would mint a
+    # paygate URL redirecting anywhere. Refused like any other secret-only field, and nothing is created.
+    m = shared_stack.merchant()
+    async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as api, \
+            Api(shared_stack.api_url, m["publishable_key"]) as pk:
+        o = await api.post("/v1/orders", {"amount": 2500, "currency": "USD"})
+        assert o.status_code == 201, o.text
+        r = await pk.post("/v1/payments", {"order_id": o.json()["id"], "payment_method": challenge_card(),
+                                           "return_url": "https://evil.example/phish"})
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["type"] == "permission_error"
+        assert r.json()["error"]["code"] == "publishable_key_restricted"
+        assert (await api.get("/v1/payments")).json()["data"] == []
+        # the same request without it is the checkout's: allowed
+        ok = await pk.post("/v1/payments", {"order_id": o.json()["id"], "payment_method": challenge_card()})
+        assert ok.status_code == 201 and ok.json()["status"] == "requires_action", ok.text
+        assert ok.json()["next_action"]["redirect_to_url"]["return_url"] is None
+
+
 async def test_orders_take_a_return_url_and_show_it(shared_stack: Stack) -> None:
     m = shared_stack.merchant()
     async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as api, Browser() as browser:
