@@ -78,12 +78,17 @@ async def test_a_manual_payment_is_authorized_after_the_challenge_and_captures_l
     async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as api, Browser() as browser:
         p = await _challenged(api, capture_method="manual")
         assert p["next_action"]["redirect_to_url"]["return_url"] is None
+        # before the answer is known, the outcome page says so honestly, and reloads itself until it is
+        waiting = await browser.page(f"{shared_stack.api_url}/payments/{p['id']}/authentication")
+        assert 'data-test-id="payment-waiting"' in waiting.text and 'http-equiv="refresh"' in waiting.text
+        assert "You may close this page" not in waiting.text
         target = await browser.complete(challenge_url(p))
         # no return_url: paygate's own outcome page
         assert target == f"{shared_stack.api_url}/payments/{p['id']}/authentication"
         page = await browser.page(target)
         assert page.status_code == 200 and 'data-test-id="payment-outcome"' in page.text
         assert 'data-test-id="payment-status">authorized<' in page.text
+        assert 'data-test-id="payment-waiting"' not in page.text and 'http-equiv="refresh"' not in page.text
         done = await _payment(api, p["id"])
         assert done["status"] == "authorized" and done["amount_capturable"] == 5000
         r = await api.post(f"/v1/payments/{p['id']}/capture", {"amount": 3000})

@@ -54,9 +54,11 @@ async def who(gw: Gateway) -> Principal:
     return Principal(made.merchant_id, "secret")
 
 
-async def challenged(gw: Gateway, who: Principal, capture_method: str = "automatic") -> tuple[int, dict[str, Any]]:
+async def challenged(gw: Gateway, who: Principal, capture_method: str = "automatic",
+                     return_url: str | None = None) -> tuple[int, dict[str, Any]]:
     out = await payments.create(gw, who, NewPayment(payment_method=CHALLENGE, amount=1_000, currency="USD",
-                                                    capture_method=capture_method), KeyHandle(who.merchant_id, None))
+                                                    capture_method=capture_method, return_url=return_url),
+                                KeyHandle(who.merchant_id, None))
     body: dict[str, Any] = orjson.loads(out.body)
     return out.status, body.get("error", {}).get("payment", body)
 
@@ -177,3 +179,36 @@ async def test_the_timeout_fails_only_challenges_past_the_ttl(gw: Gateway, who: 
     async with gw.pool.connection() as conn:
         row = await fetch_one(conn, "SELECT failure_code FROM payments WHERE id = %s", (old["id"],))
     assert row is not None and row["failure_code"] == "authentication_timeout"
+
+
+SHOP = "https://shop.example/done?order=7"
+
+
+async def test_the_browser_never_reaches_return_url_while_the_bank_answer_is_unknown(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    # §15.3: by the time the browser reaches return_url, the payment is no longer requires_action
+    _code, p = await challenged(gw, who, return_url=SHOP)
+    page = p["next_action"]["redirect_to_url"]["url"]
+    alpha.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    alpha.inquiries_reachable = False  # the customer answered; paygate's inquiry goes unanswered
+    assert await authentication.browser_return(gw, p["id"]) == page  # back to the bank's page, not the shop's
+    assert await status(gw, p["id"]) == "requires_action"
+    alpha.heal()
+    target = await authentication.browser_return(gw, p["id"])
+    assert target is not None and target.startswith("https://shop.example/done?")
+    assert await status(gw, p["id"]) == "captured"
+
+
+async def test_without_the_bank_page_recorded_the_browser_waits_on_paygates_page(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    alpha.script(OpKind.AUTHENTICATION, Behaviour.TIMEOUT_INQUIRY_UNKNOWN)  # opened, its answer lost, no inquiry
+    code, p = await challenged(gw, who, return_url=SHOP)
+    assert (code, p["status"], p["next_action"]) == (201, "requires_action", None)
+    waiting = authentication.outcome_page(gw, p["id"])
+    assert await authentication.browser_return(gw, p["id"]) == waiting
+    assert await status(gw, p["id"]) == "requires_action"
+    # the bank answers again, still pending: its page is recorded now, and the browser is sent there
+    alpha.heal()
+    target = await authentication.browser_return(gw, p["id"])
+    assert target is not None and target.startswith("http://alpha.invalid/challenge/")
+    assert await status(gw, p["id"]) == "requires_action"

@@ -257,7 +257,8 @@ async def _settle_answer(gw: Gateway, op_id: str, result: AcquirerResult) -> Non
 async def browser_return(gw: Gateway, payment_id: str) -> str | None:
     """The customer's browser is back from the bank: learn the result from the bank, finish the authorization,
     and say where the browser goes now — the merchant's return_url with `payment_id` (or paygate's outcome
-    page); the challenge page again when the bank says it is still unanswered. None: no such payment."""
+    page); while the payment still `requires_action` (unanswered, or the bank's answer unknown), the challenge
+    page again, or paygate's outcome page (waiting) when that page is not known. None: no such payment."""
     async with gw.pool.connection() as conn:
         p = await find(conn, payment_id)
         op = await bank_ops.pending_for_payment(conn, payment_id, "authentication")
@@ -273,6 +274,10 @@ async def browser_return(gw: Gateway, payment_id: str) -> str | None:
     async with gw.pool.connection() as conn:
         p = await find(conn, payment_id)
     assert p is not None
+    if p["status"] == Status.REQUIRES_ACTION:
+        # the bank's answer is still unknown (its inquiry unanswered, or pending with no page recorded): never
+        # the merchant's return_url yet (§15.3) — the bank's page when known, else paygate's waiting page
+        return str(p["challenge_url"]) if p.get("challenge_url") else outcome_page(gw, payment_id)
     if p.get("return_url"):
         return rules.with_query(p["return_url"], payment_id=payment_id)
     return outcome_page(gw, payment_id)
