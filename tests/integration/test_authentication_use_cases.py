@@ -212,3 +212,28 @@ async def test_without_the_bank_page_recorded_the_browser_waits_on_paygates_page
     target = await authentication.browser_return(gw, p["id"])
     assert target is not None and target.startswith("http://alpha.invalid/challenge/")
     assert await status(gw, p["id"]) == "requires_action"
+
+
+async def test_resending_an_unanswered_authorization_counts_no_attempt_per_pass(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    # the authorization after a challenge is re-sent by every pass until answered; a lost answer is not a
+    # failure per pass, neither on the payment's attempts nor on the acquirer's breaker (ordinary recovery only
+    # inquires, and records neither)
+    _code, p = await challenged(gw, who)
+    alpha.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    alpha.script(OpKind.AUTHORIZATION, Behaviour.REFUSE, Behaviour.REFUSE, Behaviour.REFUSE)
+    await authentication.browser_return(gw, p["id"])
+    await authentication.authorize_now(gw, p["id"])
+    await authentication.authorize_now(gw, p["id"])
+    assert await status(gw, p["id"]) == "pending" and methods(alpha).count("authorize") == 3
+    async with gw.pool.connection() as conn:
+        row = await fetch_one(conn, "SELECT acquirer_attempts FROM payments WHERE id = %s", (p["id"],))
+        counted = await fetch_all(conn, "SELECT result FROM acquirer_attempts WHERE payment_id = %s", (p["id"],))
+        health = await fetch_one(conn, "SELECT consecutive_failures FROM acquirer_health WHERE acquirer = 'alpha'")
+    assert row is not None and not row["acquirer_attempts"] and counted == []
+    assert health is None or health["consecutive_failures"] == 0
+    assert await recover_now(gw) >= 1  # answered at last: that one attempt is recorded
+    assert await status(gw, p["id"]) == "captured"
+    async with gw.pool.connection() as conn:
+        counted = await fetch_all(conn, "SELECT result FROM acquirer_attempts WHERE payment_id = %s", (p["id"],))
+    assert [c["result"] for c in counted] == ["succeeded"]

@@ -167,13 +167,15 @@ BeforeSettle = Callable[[Conn, str, str], Awaitable[None]]
 
 
 async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: Attempt,
-                    before_settle: BeforeSettle | None = None) -> Outcome:
+                    before_settle: BeforeSettle | None = None, resendable: bool = False) -> Outcome:
     from paygate.services.payments import render  # one rendering of a create answer (payments imports us)
 
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         p, op = await bank_ops.lock_with_payment(conn, op_id)
-        if op["status"] == "pending":  # not settled meanwhile by recovery or a callback
+        # a resendable one's unknown is re-sent by every recovery pass: counting each would be one attempt and
+        # one breaker failure per pass for a single lost answer (ordinary recovery only inquires: neither)
+        if op["status"] == "pending" and not (resendable and a.verdict == "unknown"):
             p = await _record(conn, gw, p, acquirer, a, now)
             r = a.result
             if a.verdict in ("succeeded", "declined", "unavailable"):  # unavailable here: the last one
@@ -195,7 +197,7 @@ async def run(gw: Gateway, key: KeyHandle, req: Request, acquirer: str, op_id: s
         resumed = False  # every later attempt is this request's own: it alone sends that key
         crashpoints.reach("after_bank_authorize")
         if a.verdict != "unavailable" or not rest:
-            return await _conclude(gw, key, op_id, acquirer, a, before_settle)
+            return await _conclude(gw, key, op_id, acquirer, a, before_settle, req.resendable)
         nxt = rest.pop(0)
         moved = await _move_on(gw, op_id, acquirer, a, nxt)
         if moved is None:
