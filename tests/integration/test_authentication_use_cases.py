@@ -22,6 +22,7 @@ from paygate.services.gateway import Gateway, Principal
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import NewPayment
 from paygate.store.db import fetch_all, fetch_one, make_pool
+from paygate.worker import maintenance
 from tests.integration.test_payment_use_cases import methods, recover_now
 
 CHALLENGE: dict[str, Any] = {"type": "card", "card": {"number": "4000000000003220", "exp_month": 1, "exp_year": 2031,
@@ -237,3 +238,31 @@ async def test_resending_an_unanswered_authorization_counts_no_attempt_per_pass(
     async with gw.pool.connection() as conn:
         counted = await fetch_all(conn, "SELECT result FROM acquirer_attempts WHERE payment_id = %s", (p["id"],))
     assert [c["result"] for c in counted] == ["succeeded"]
+
+
+async def test_an_abandoned_create_is_not_completed_while_its_authorization_is_in_flight(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    # a create that died after `authentication_started`; the challenge passed meanwhile and the authorization's
+    # answer is lost: its retries must not get `pending` as the final answer (payment_created waits the same way)
+    _code, p = await challenged(gw, who)
+    alpha.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    alpha.script(OpKind.AUTHORIZATION, Behaviour.REFUSE)
+    await authentication.browser_return(gw, p["id"])
+    assert await status(gw, p["id"]) == "pending"
+    key = new_id("idem")
+    async with gw.pool.connection() as conn:
+        await conn.execute("INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, recovery_point,"
+                           " resource_id) VALUES (%s, %s, 'POST', '/v1/payments', %s, 'authentication_started', %s)",
+                           (who.merchant_id, key, b"\x00", p["id"]))
+
+    async def stored() -> Any:
+        async with gw.pool.connection() as conn:
+            return await fetch_one(conn, "SELECT response_status, response_body FROM idempotency_keys"
+                                         " WHERE merchant_id = %s AND key = %s", (who.merchant_id, key))
+
+    await maintenance.complete_abandoned_keys(gw)
+    assert (await stored())["response_status"] is None
+    assert await recover_now(gw) >= 1 and await status(gw, p["id"]) == "captured"
+    await maintenance.complete_abandoned_keys(gw)
+    row = await stored()
+    assert row["response_status"] == 201 and orjson.loads(row["response_body"])["status"] == "captured"
