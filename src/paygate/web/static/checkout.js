@@ -232,8 +232,8 @@
 
   var returnTimer = null;
 
-  /** return_url with payment_id and status set in its query; the rest kept as written (checkout.py's
-   *  back_to_shop builds the same link for the standalone success page). */
+  /** return_url with payment_id and status set in its query; the rest kept as written, never re-encoded
+   *  (the rule of domain/authentication.py's with_query, which builds the standalone success page's link). */
   function backToShop(paymentId, status) {
     var hashAt = shopReturnUrl.indexOf("#");
     var fragment = hashAt >= 0 ? shopReturnUrl.slice(hashAt) : "";
