@@ -159,6 +159,24 @@ def test_coming_back_before_answering_offers_the_challenge_again(page: Page, mer
     assert merchant.get(f"/v1/payments/{waiting['id']}")["status"] == "captured"
 
 
+def test_a_payment_the_shop_voided_goes_back_to_the_shop_as_voided(
+    page: Page, merchant: Merchant, shop_site: Site,
+) -> None:
+    order = merchant.order(amount=3_000, currency="USD", return_url=f"{shop_site.origin}/back")
+    page.goto(order["checkout_url"])
+    pay_with_challenge_card(page)
+    expect(page.locator(tid("challenge-form"))).to_be_visible()
+    page.go_back()  # waiting on the checkout, which follows the payment
+    expect(page.locator(tid("action-state"))).to_be_visible()
+    waiting = only_payment(merchant, order["id"])
+    voided = merchant.sk.post(f"/v1/payments/{waiting['id']}/void")
+    assert voided.status_code == 200 and voided.json()["status"] == "voided", voided.text
+    expect(page.locator(tid("failure-state"))).to_be_visible()
+    # the shop is told the payment's real status, not "failed"
+    expect(page.locator(tid("return-link"))).to_have_attribute(
+        "href", f"{shop_site.origin}/back?payment_id={waiting['id']}&status=voided")
+
+
 def test_the_customer_may_give_up_the_challenge_and_pay_another_way(page: Page, merchant: Merchant) -> None:
     order = merchant.order(amount=3_000, currency="USD")
     page.goto(order["checkout_url"])

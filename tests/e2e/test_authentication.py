@@ -78,12 +78,17 @@ async def test_a_manual_payment_is_authorized_after_the_challenge_and_captures_l
     async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as api, Browser() as browser:
         p = await _challenged(api, capture_method="manual")
         assert p["next_action"]["redirect_to_url"]["return_url"] is None
+        # before the answer is known, the outcome page says so honestly, and reloads itself until it is
+        waiting = await browser.page(f"{shared_stack.api_url}/payments/{p['id']}/authentication")
+        assert 'data-test-id="payment-waiting"' in waiting.text and 'http-equiv="refresh"' in waiting.text
+        assert "You may close this page" not in waiting.text
         target = await browser.complete(challenge_url(p))
         # no return_url: paygate's own outcome page
         assert target == f"{shared_stack.api_url}/payments/{p['id']}/authentication"
         page = await browser.page(target)
         assert page.status_code == 200 and 'data-test-id="payment-outcome"' in page.text
         assert 'data-test-id="payment-status">authorized<' in page.text
+        assert 'data-test-id="payment-waiting"' not in page.text and 'http-equiv="refresh"' not in page.text
         done = await _payment(api, p["id"])
         assert done["status"] == "authorized" and done["amount_capturable"] == 5000
         r = await api.post(f"/v1/payments/{p['id']}/capture", {"amount": 3000})
@@ -262,6 +267,26 @@ async def test_a_bad_return_url_is_400_and_changes_nothing(shared_stack: Stack, 
         assert o.status_code == 400 and o.json()["error"]["param"] == "return_url", o.text
         listed = await api.get("/v1/payments")
         assert listed.json()["data"] == []
+
+
+async def test_a_publishable_key_may_not_set_a_return_url(shared_stack: Stack) -> None:
+    # paygate's return endpoint 303s to a payment's return_url: a public key that could set it would mint a
+    # paygate URL redirecting anywhere. Refused like any other secret-only field, and nothing is created.
+    m = shared_stack.merchant()
+    async with Api(shared_stack.api_url, m["secret_key"], shared_stack.bank_url) as api, \
+            Api(shared_stack.api_url, m["publishable_key"]) as pk:
+        o = await api.post("/v1/orders", {"amount": 2500, "currency": "USD"})
+        assert o.status_code == 201, o.text
+        r = await pk.post("/v1/payments", {"order_id": o.json()["id"], "payment_method": challenge_card(),
+                                           "return_url": "https://evil.example/phish"})
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["type"] == "permission_error"
+        assert r.json()["error"]["code"] == "publishable_key_restricted"
+        assert (await api.get("/v1/payments")).json()["data"] == []
+        # the same request without it is the checkout's: allowed
+        ok = await pk.post("/v1/payments", {"order_id": o.json()["id"], "payment_method": challenge_card()})
+        assert ok.status_code == 201 and ok.json()["status"] == "requires_action", ok.text
+        assert ok.json()["next_action"]["redirect_to_url"]["return_url"] is None
 
 
 async def test_orders_take_a_return_url_and_show_it(shared_stack: Stack) -> None:

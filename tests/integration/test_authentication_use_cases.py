@@ -22,6 +22,7 @@ from paygate.services.gateway import Gateway, Principal
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import NewPayment
 from paygate.store.db import fetch_all, fetch_one, make_pool
+from paygate.worker import maintenance
 from tests.integration.test_payment_use_cases import methods, recover_now
 
 CHALLENGE: dict[str, Any] = {"type": "card", "card": {"number": "4000000000003220", "exp_month": 1, "exp_year": 2031,
@@ -54,9 +55,11 @@ async def who(gw: Gateway) -> Principal:
     return Principal(made.merchant_id, "secret")
 
 
-async def challenged(gw: Gateway, who: Principal, capture_method: str = "automatic") -> tuple[int, dict[str, Any]]:
+async def challenged(gw: Gateway, who: Principal, capture_method: str = "automatic",
+                     return_url: str | None = None) -> tuple[int, dict[str, Any]]:
     out = await payments.create(gw, who, NewPayment(payment_method=CHALLENGE, amount=1_000, currency="USD",
-                                                    capture_method=capture_method), KeyHandle(who.merchant_id, None))
+                                                    capture_method=capture_method, return_url=return_url),
+                                KeyHandle(who.merchant_id, None))
     body: dict[str, Any] = orjson.loads(out.body)
     return out.status, body.get("error", {}).get("payment", body)
 
@@ -177,3 +180,89 @@ async def test_the_timeout_fails_only_challenges_past_the_ttl(gw: Gateway, who: 
     async with gw.pool.connection() as conn:
         row = await fetch_one(conn, "SELECT failure_code FROM payments WHERE id = %s", (old["id"],))
     assert row is not None and row["failure_code"] == "authentication_timeout"
+
+
+SHOP = "https://shop.example/done?order=7"
+
+
+async def test_the_browser_never_reaches_return_url_while_the_bank_answer_is_unknown(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    # §15.3: by the time the browser reaches return_url, the payment is no longer requires_action
+    _code, p = await challenged(gw, who, return_url=SHOP)
+    page = p["next_action"]["redirect_to_url"]["url"]
+    alpha.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    alpha.inquiries_reachable = False  # the customer answered; paygate's inquiry goes unanswered
+    assert await authentication.browser_return(gw, p["id"]) == page  # back to the bank's page, not the shop's
+    assert await status(gw, p["id"]) == "requires_action"
+    alpha.heal()
+    target = await authentication.browser_return(gw, p["id"])
+    assert target is not None and target.startswith("https://shop.example/done?")
+    assert await status(gw, p["id"]) == "captured"
+
+
+async def test_without_the_bank_page_recorded_the_browser_waits_on_paygates_page(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    alpha.script(OpKind.AUTHENTICATION, Behaviour.TIMEOUT_INQUIRY_UNKNOWN)  # opened, its answer lost, no inquiry
+    code, p = await challenged(gw, who, return_url=SHOP)
+    assert (code, p["status"], p["next_action"]) == (201, "requires_action", None)
+    waiting = authentication.outcome_page(gw, p["id"])
+    assert await authentication.browser_return(gw, p["id"]) == waiting
+    assert await status(gw, p["id"]) == "requires_action"
+    # the bank answers again, still pending: its page is recorded now, and the browser is sent there
+    alpha.heal()
+    target = await authentication.browser_return(gw, p["id"])
+    assert target is not None and target.startswith("http://alpha.invalid/challenge/")
+    assert await status(gw, p["id"]) == "requires_action"
+
+
+async def test_resending_an_unanswered_authorization_counts_no_attempt_per_pass(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    # the authorization after a challenge is re-sent by every pass until answered; a lost answer is not a
+    # failure per pass, neither on the payment's attempts nor on the acquirer's breaker (ordinary recovery only
+    # inquires, and records neither)
+    _code, p = await challenged(gw, who)
+    alpha.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    alpha.script(OpKind.AUTHORIZATION, Behaviour.REFUSE, Behaviour.REFUSE, Behaviour.REFUSE)
+    await authentication.browser_return(gw, p["id"])
+    await authentication.authorize_now(gw, p["id"])
+    await authentication.authorize_now(gw, p["id"])
+    assert await status(gw, p["id"]) == "pending" and methods(alpha).count("authorize") == 3
+    async with gw.pool.connection() as conn:
+        row = await fetch_one(conn, "SELECT acquirer_attempts FROM payments WHERE id = %s", (p["id"],))
+        counted = await fetch_all(conn, "SELECT result FROM acquirer_attempts WHERE payment_id = %s", (p["id"],))
+        health = await fetch_one(conn, "SELECT consecutive_failures FROM acquirer_health WHERE acquirer = 'alpha'")
+    assert row is not None and not row["acquirer_attempts"] and counted == []
+    assert health is None or health["consecutive_failures"] == 0
+    assert await recover_now(gw) >= 1  # answered at last: that one attempt is recorded
+    assert await status(gw, p["id"]) == "captured"
+    async with gw.pool.connection() as conn:
+        counted = await fetch_all(conn, "SELECT result FROM acquirer_attempts WHERE payment_id = %s", (p["id"],))
+    assert [c["result"] for c in counted] == ["succeeded"]
+
+
+async def test_an_abandoned_create_is_not_completed_while_its_authorization_is_in_flight(
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer) -> None:
+    # a create that died after `authentication_started`; the challenge passed meanwhile and the authorization's
+    # answer is lost: its retries must not get `pending` as the final answer (payment_created waits the same way)
+    _code, p = await challenged(gw, who)
+    alpha.answer_challenge(await authentication_key(gw, p["id"]), passed=True)
+    alpha.script(OpKind.AUTHORIZATION, Behaviour.REFUSE)
+    await authentication.browser_return(gw, p["id"])
+    assert await status(gw, p["id"]) == "pending"
+    key = new_id("idem")
+    async with gw.pool.connection() as conn:
+        await conn.execute("INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, recovery_point,"
+                           " resource_id) VALUES (%s, %s, 'POST', '/v1/payments', %s, 'authentication_started', %s)",
+                           (who.merchant_id, key, b"\x00", p["id"]))
+
+    async def stored() -> Any:
+        async with gw.pool.connection() as conn:
+            return await fetch_one(conn, "SELECT response_status, response_body FROM idempotency_keys"
+                                         " WHERE merchant_id = %s AND key = %s", (who.merchant_id, key))
+
+    await maintenance.complete_abandoned_keys(gw)
+    assert (await stored())["response_status"] is None
+    assert await recover_now(gw) >= 1 and await status(gw, p["id"]) == "captured"
+    await maintenance.complete_abandoned_keys(gw)
+    row = await stored()
+    assert row["response_status"] == 201 and orjson.loads(row["response_body"])["status"] == "captured"

@@ -1,9 +1,7 @@
 """Customer authentication's pure rules (API.md §15): the requires_action transitions, next_action, return_url
-validation and the redirect's query, the timeout; and the simulator's challenge card rules."""
+validation and the redirect's query; and the simulator's challenge card rules."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -67,12 +65,9 @@ def test_the_redirect_keeps_the_merchants_query_and_adds_payment_id() -> None:
     # the merchant's own payment_id parameter is replaced, not doubled
     assert rules.with_query("https://shop/?payment_id=evil&x=", payment_id="pay_2") == (
         "https://shop/?x=&payment_id=pay_2")
-
-
-def test_a_challenge_times_out_at_its_ttl() -> None:
-    t0 = datetime(2026, 12, 1, tzinfo=UTC)
-    assert not rules.timed_out(t0, t0 + timedelta(seconds=899), 900)
-    assert rules.timed_out(t0, t0 + timedelta(seconds=900), 900)
+    # never re-encoded: a merchant's signed query survives byte for byte (a%20b is not rewritten a+b, nor %3D =)
+    signed = "https://shop/done?ref=a%20b&sig=Zm9v%3D&plus=1+2"
+    assert rules.with_query(signed, payment_id="pay_3") == signed + "&payment_id=pay_3"
 
 
 def test_only_the_test_card_is_enrolled_at_paygate_and_at_the_bank() -> None:

@@ -1,11 +1,13 @@
 """The two URLs the hosted checkout builds around customer authentication (API.md §15): where the bank's
-challenge brings the customer back, and the order's return_url with the outcome added."""
+challenge brings the customer back, and the order's return_url with the outcome added (domain/authentication's
+with_query, the one builder of a merchant's return link)."""
 
 from __future__ import annotations
 
 import pytest
 
-from paygate.web.checkout import back_to_shop, return_url
+from paygate.domain.authentication import with_query
+from paygate.web.checkout import return_url
 
 
 def test_the_challenge_comes_back_to_the_checkout_and_to_the_modal_when_embedded() -> None:
@@ -22,9 +24,4 @@ def test_the_challenge_comes_back_to_the_checkout_and_to_the_modal_when_embedded
     ("https://shop.example/d?status=x&payment_id=y&k=1", "https://shop.example/d?k=1&payment_id=pay_1&status=captured"),
 ])
 def test_the_return_link_adds_payment_id_and_status_and_keeps_the_rest(given: str, expected: str) -> None:
-    assert back_to_shop(given, "pay_1", "captured") == expected
-
-
-def test_no_return_url_no_link() -> None:
-    assert back_to_shop(None, "pay_1", "captured") is None
-    assert back_to_shop("", "pay_1", "failed") is None
+    assert with_query(given, payment_id="pay_1", status="captured") == expected

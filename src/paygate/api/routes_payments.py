@@ -23,9 +23,10 @@ router = APIRouter(prefix="/v1", tags=["payments"])
 Secret = Annotated[Principal, Depends(secret_key)]
 AnyKey = Annotated[Principal, Depends(principal)]
 Listing = Annotated[ListParams, Depends(list_params)]
-# a saved card of the order's customer, or saving one for it (§16): the checkout's; never off_session
-# return_url too (§15): the hosted checkout's own page, where the customer comes back after a challenge
-_PUBLISHABLE_FIELDS = frozenset({"order_id", "payment_method", "save_payment_method", "return_url"})
+# a saved card of the order's customer, or saving one for it (§16): the checkout's; never off_session.
+# Never return_url (§15): paygate's return endpoint 303s to it, so a public key that could set it would mint a
+# paygate URL redirecting anywhere; the hosted checkout's /checkout/{id}/pay builds its own on the server.
+_PUBLISHABLE_FIELDS = frozenset({"order_id", "payment_method", "save_payment_method"})
 
 
 @router.post("/payments", status_code=201, summary="Create and authorize a payment")

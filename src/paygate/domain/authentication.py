@@ -4,9 +4,8 @@ story docs/authentication.md and decision 0018.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 from paygate.domain.payments import Status
 
@@ -19,7 +18,6 @@ ENROLLED = frozenset({"4000000000003220"})
 
 FAILED = "authentication_failed"
 TIMED_OUT = "authentication_timeout"
-REQUIRED = "authentication_required"
 MAX_RETURN_URL = 2048
 
 
@@ -47,11 +45,14 @@ def return_url_problem(url: str) -> str | None:
 
 
 def with_query(url: str, **params: str) -> str:
-    """`url` with `params` added to its query; what it had is kept (a parameter of the same name is replaced,
-    so the merchant's page reads one value)."""
-    parts = urlsplit(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    return urlunsplit(parts._replace(query=urlencode([*kept, *params.items()])))
+    """`url` with `params` set in its query; the rest — the merchant's own query and fragment — is kept as the
+    merchant wrote it, never re-encoded (a signed query must survive byte for byte). A parameter of the same name
+    is dropped, so the merchant's page reads one value. checkout.js's backToShop follows the same rule."""
+    url, hash_, fragment = url.partition("#")
+    path, _, query = url.partition("?")
+    kept = [part for part in query.split("&") if part and part.split("=", 1)[0] not in params]
+    kept += [f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params.items()]
+    return f"{path}?{'&'.join(kept)}{hash_}{fragment}"
 
 
 def next_action(status: Status, challenge_url: str | None, return_url: str | None) -> dict[str, Any] | None:
@@ -60,7 +61,3 @@ def next_action(status: Status, challenge_url: str | None, return_url: str | Non
     if status is not Status.REQUIRES_ACTION or challenge_url is None:
         return None
     return {"type": "redirect_to_url", "redirect_to_url": {"url": challenge_url, "return_url": return_url}}
-
-
-def timed_out(created_at: datetime, now: datetime, ttl_s: int) -> bool:
-    return now - created_at >= timedelta(seconds=ttl_s)

@@ -37,7 +37,7 @@ from paygate.domain import authentication as rules
 from paygate.domain import views
 from paygate.domain.ids import new_id
 from paygate.domain.payments import Status
-from paygate.services import acquirer_health, authorize, saved_methods
+from paygate.services import authorize, saved_methods
 from paygate.services.gateway import Gateway, Outcome, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import emit, fail, move
@@ -140,7 +140,9 @@ async def begin(gw: Gateway, key: KeyHandle, *, payment_id: str, op_id: str, acq
         except NotSent as exc:  # certainly never reached the bank: nothing to authenticate there
             log.warning("authentication_not_sent", acquirer=acquirer, op=op_id, detail=str(exc))
             if rest:
-                moved = await _move_on(gw, op_id, acquirer, rest[0])
+                unsent = authorize.Attempt("unavailable", AcquirerResult("failed", authorize.NOT_PROCESSED))
+                moved = await authorize.move_on(gw, op_id, acquirer, unsent, rest[0], kind="authentication",
+                                                waiting=Status.REQUIRES_ACTION)
                 if moved is not None:
                     acquirer, op_id = rest.pop(0), moved
                     continue
@@ -153,30 +155,6 @@ async def begin(gw: Gateway, key: KeyHandle, *, payment_id: str, op_id: str, acq
                 result = UNKNOWN  # 201 requires_action without next_action yet; recovery asks the bank again
         crashpoints.reach("after_bank_authentication")
         return await _conclude(gw, key, op_id, result)
-
-
-async def _move_on(gw: Gateway, op_id: str, acquirer: str, nxt: str) -> str | None:
-    """Close the unsent authentication and open the next acquirer's, in one transaction (the payment's acquirer
-    becomes `nxt`, the attempt is recorded for health and on the payment). None: no longer ours to move."""
-    async with pipelined(gw.pool) as conn:
-        now = utcnow()
-        p, op = await bank_ops.lock_with_payment(conn, op_id)
-        if op["status"] != "pending" or p["status"] != Status.REQUIRES_ACTION:
-            return None
-        await bank_ops.resolve(conn, op_id, "failed", authorize.NOT_PROCESSED, now)
-        await acquirer_health.record_attempt(conn, gw, payment_id=p["id"], merchant_id=p["merchant_id"],
-                                             acquirer=acquirer, result="unavailable",
-                                             failure_code=authorize.NOT_PROCESSED, at=now)
-        unsent = {"acquirer": acquirer, "result": "unavailable", "failure_code": authorize.NOT_PROCESSED,
-                  "at": views.ts(now)}
-        attempts = [*(p.get("acquirer_attempts") or []), unsent]
-        new_op = new_id("bop")
-        await bank_ops.insert(conn, id=new_op, merchant_id=p["merchant_id"], payment_id=p["id"], kind="authentication",
-                              amount=op["amount"], acquirer=nxt,
-                              next_attempt_at=now + timedelta(seconds=authorize.RECOVERY_GRACE_S))
-        await payments.update(conn, p, {"acquirer": nxt, "acquirer_attempts": attempts, "updated_at": now})
-    log.info("authentication_failover", payment=p["id"], from_acquirer=acquirer, to_acquirer=nxt)
-    return new_op
 
 
 async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, result: AcquirerResult) -> Outcome:
@@ -257,7 +235,8 @@ async def _settle_answer(gw: Gateway, op_id: str, result: AcquirerResult) -> Non
 async def browser_return(gw: Gateway, payment_id: str) -> str | None:
     """The customer's browser is back from the bank: learn the result from the bank, finish the authorization,
     and say where the browser goes now — the merchant's return_url with `payment_id` (or paygate's outcome
-    page); the challenge page again when the bank says it is still unanswered. None: no such payment."""
+    page); while the payment still `requires_action` (unanswered, or the bank's answer unknown), the challenge
+    page again, or paygate's outcome page (waiting) when that page is not known. None: no such payment."""
     async with gw.pool.connection() as conn:
         p = await find(conn, payment_id)
         op = await bank_ops.pending_for_payment(conn, payment_id, "authentication")
@@ -273,6 +252,10 @@ async def browser_return(gw: Gateway, payment_id: str) -> str | None:
     async with gw.pool.connection() as conn:
         p = await find(conn, payment_id)
     assert p is not None
+    if p["status"] == Status.REQUIRES_ACTION:
+        # the bank's answer is still unknown (its inquiry unanswered, or pending with no page recorded): never
+        # the merchant's return_url yet (§15.3) — the bank's page when known, else paygate's waiting page
+        return str(p["challenge_url"]) if p.get("challenge_url") else outcome_page(gw, payment_id)
     if p.get("return_url"):
         return rules.with_query(p["return_url"], payment_id=payment_id)
     return outcome_page(gw, payment_id)

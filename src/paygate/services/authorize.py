@@ -142,22 +142,25 @@ async def _record(conn: Conn, gw: Gateway, p: Row, acquirer: str, a: Attempt, no
     return await payments.update(conn, p, {"acquirer_attempts": _appended(p, acquirer, a, now)})
 
 
-async def _move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str) -> str | None:
-    """Close the certainly-failed attempt and open the next one, in one transaction. The new operation's
-    id, or None when the payment is no longer this request's to move (recovery settled it meanwhile)."""
+async def move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str, *, kind: str = "authorization",
+                  waiting: Status = Status.PENDING) -> str | None:
+    """Close the certainly-failed attempt and open the next one (an operation of `kind` at `nxt`), in one
+    transaction; the payment's acquirer becomes `nxt`, the attempt is recorded for health and on the payment.
+    The new operation's id, or None when the payment (expected `waiting`) is no longer this request's to move
+    (recovery settled it meanwhile). services/authentication.py moves an unsent authentication on with it."""
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         p, op = await bank_ops.lock_with_payment(conn, op_id)
-        if op["status"] != "pending" or p["status"] != Status.PENDING:
+        if op["status"] != "pending" or p["status"] != waiting:
             return None
         await bank_ops.resolve(conn, op_id, "failed", NOT_PROCESSED, now)
         p = await _record(conn, gw, p, acquirer, a, now)
         new_op = new_id("bop")
         await bank_ops.insert(conn, id=new_op, merchant_id=p["merchant_id"], payment_id=p["id"],
-                              kind="authorization", amount=op["amount"], acquirer=nxt,
+                              kind=kind, amount=op["amount"], acquirer=nxt,
                               next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
         await payments.update(conn, p, {"acquirer": nxt, "updated_at": now})
-    log.info("failover", payment=p["id"], from_acquirer=acquirer, to_acquirer=nxt)
+    log.info("failover", payment=p["id"], kind=kind, from_acquirer=acquirer, to_acquirer=nxt)
     return new_op
 
 
@@ -167,13 +170,15 @@ BeforeSettle = Callable[[Conn, str, str], Awaitable[None]]
 
 
 async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: Attempt,
-                    before_settle: BeforeSettle | None = None) -> Outcome:
+                    before_settle: BeforeSettle | None = None, resendable: bool = False) -> Outcome:
     from paygate.services.payments import render  # one rendering of a create answer (payments imports us)
 
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         p, op = await bank_ops.lock_with_payment(conn, op_id)
-        if op["status"] == "pending":  # not settled meanwhile by recovery or a callback
+        # a resendable one's unknown is re-sent by every recovery pass: counting each would be one attempt and
+        # one breaker failure per pass for a single lost answer (ordinary recovery only inquires: neither)
+        if op["status"] == "pending" and not (resendable and a.verdict == "unknown"):
             p = await _record(conn, gw, p, acquirer, a, now)
             r = a.result
             if a.verdict in ("succeeded", "declined", "unavailable"):  # unavailable here: the last one
@@ -195,9 +200,9 @@ async def run(gw: Gateway, key: KeyHandle, req: Request, acquirer: str, op_id: s
         resumed = False  # every later attempt is this request's own: it alone sends that key
         crashpoints.reach("after_bank_authorize")
         if a.verdict != "unavailable" or not rest:
-            return await _conclude(gw, key, op_id, acquirer, a, before_settle)
+            return await _conclude(gw, key, op_id, acquirer, a, before_settle, req.resendable)
         nxt = rest.pop(0)
-        moved = await _move_on(gw, op_id, acquirer, a, nxt)
+        moved = await move_on(gw, op_id, acquirer, a, nxt)
         if moved is None:
             return await _conclude(gw, key, op_id, acquirer, Attempt("unknown", UNKNOWN))
         crashpoints.reach("after_failover_intent")  # the next attempt's intent is committed, not yet sent

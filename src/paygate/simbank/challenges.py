@@ -7,8 +7,10 @@ else fails, cancelling fails. The answer is a 303 to the paygate URL paygate gav
 as a signed callback, retried until a 2xx. A challenge is answered once: a later submission gets the same 303
 and changes nothing.
 
-Every value on the page is escaped; the page carries no secret (the code is checked here, server side), may
-not be framed by anyone but the bank itself, and runs no script.
+Every value on the page is escaped; the page carries no secret (the code is checked here, server side) and
+runs no script. It may be framed by any http/https page (`frame-ancestors`): the SDK's modal shows the
+challenge inside the merchant's page (docs/authentication.md); `form-action` likewise lets its answer
+redirect to paygate on any origin.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _HEADERS = {
 MAX_FORM_BYTES = 4096
 
 
+# The bank's own table, not paygate.domain.money's: the simulator imports nothing of the gateway (decision 0014;
+# tests/unit/test_package_boundaries.py), so that it stays a separate bank that may disagree with it.
 _ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX"})
 
 

@@ -5,7 +5,8 @@ address like the hosted checkout (API.md §19).
   answered. paygate asks the bank for the result (the browser carries none), finishes the authorization, then
   303s to the payment's `return_url` with `payment_id` added to its query, or to the outcome page.
 - `GET /payments/{id}/authentication`: the outcome page (`payment-outcome`, `payment-status`), for payments
-  made without a `return_url`.
+  made without a `return_url`, and the waiting page of any payment whose bank answer is not known yet
+  (`payment-waiting`; it reloads itself until the outcome is known).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ router = APIRouter(include_in_schema=False)
 _SUCCEEDED = frozenset({Status.AUTHORIZED, Status.CAPTURED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
 _HEADLINES = {Status.AUTHORIZED: "Payment authorized", Status.CAPTURED: "Payment successful",
               Status.FAILED: "Payment failed", Status.VOIDED: "Payment cancelled",
-              Status.REQUIRES_ACTION: "Authentication needed", Status.PENDING: "Payment processing"}
+              Status.REQUIRES_ACTION: "Waiting for your bank", Status.PENDING: "Payment processing"}
 
 
 def _message(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:

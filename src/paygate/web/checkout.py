@@ -35,6 +35,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
+from paygate.domain import authentication
 from paygate.domain.payments import Status
 from paygate.errors import NotFound, RateLimited
 from paygate.http.auth import lookup_key, public_surface
@@ -219,21 +220,11 @@ async def success_page(request: Request, order_id: str, payment_id: str = "") ->
                     message="There is no successful payment for this order at this address. "
                             "If you paid, the shop has your payment; ask them for its reference.")
     paid_at = next((h["at"] for h in reversed(p["status_history"] or []) if h.get("status") == "captured"), None)
+    shop = order.get("return_url")  # §15: back to it with payment_id and status, as checkout.js's link
+    back_url = authentication.with_query(shop, payment_id=p["id"], status=p["status"]) if shop else None
     return html("checkout_success.html", frame="checkout", order=order, payment_id=p["id"],
                 merchant_name=merchant["name"] if merchant else "", amount=money(order["amount"], order["currency"]),
-                paid_at=paid_at, back_url=back_to_shop(order.get("return_url"), p["id"], p["status"]))
-
-
-def back_to_shop(order_return_url: str | None, payment_id: str, status: str) -> str | None:
-    """The order's return_url with `payment_id` and `status` added to its query (§15); the rest of the URL,
-    its query and fragment included, is kept as the merchant wrote it. checkout.js builds the same link."""
-    if not order_return_url:
-        return None
-    url, hash_, fragment = order_return_url.partition("#")
-    path, _, query = url.partition("?")
-    kept = [part for part in query.split("&") if part and part.split("=", 1)[0] not in ("payment_id", "status")]
-    kept += [f"payment_id={quote(payment_id, safe='')}", f"status={quote(status, safe='')}"]
-    return f"{path}?{'&'.join(kept)}{hash_}{fragment}"
+                paid_at=paid_at, back_url=back_url)
 
 
 # The public limit as a dependency: it runs before the body is parsed, so malformed bodies count as well.

@@ -27,6 +27,10 @@ async def _final_response(conn: Conn, key: Row) -> Outcome | None:
         p = await payments.get(conn, merchant, resource)
         if p is None or (p["status"] == "requires_action" and p.get("challenge_url") is None):
             return None
+        if p["status"] == "pending":  # passed: its authorization in flight is awaited, as for payment_created
+            op = await bank_ops.pending_for_payment(conn, resource, "authorization")
+            if op is not None and op["status"] == "pending":
+                return None
         return render(p)
     if point in ("capture_started", "void_started"):
         op = await bank_ops.get(conn, resource)

@@ -232,8 +232,8 @@
 
   var returnTimer = null;
 
-  /** return_url with payment_id and status set in its query; the rest kept as written (checkout.py's
-   *  back_to_shop builds the same link for the standalone success page). */
+  /** return_url with payment_id and status set in its query; the rest kept as written, never re-encoded
+   *  (the rule of domain/authentication.py's with_query, which builds the standalone success page's link). */
   function backToShop(paymentId, status) {
     var hashAt = shopReturnUrl.indexOf("#");
     var fragment = hashAt >= 0 ? shopReturnUrl.slice(hashAt) : "";
@@ -307,7 +307,8 @@
     }, function () { return null; }); // unknown: offer the retry, the server still enforces the limit
   }
 
-  function fail(paymentId, message, code) {
+  /** `status`: the payment's own (the shop's return link carries it), "failed" unless told otherwise. */
+  function fail(paymentId, message, code, status) {
     var exhausted = code === "too_many_attempts";
     return (exhausted ? Promise.resolve(0) : attemptsLeft()).then(function (left) {
       byId("failure-message").textContent = message;
@@ -315,7 +316,7 @@
       show("failure");
       busy = false;
       tell("failure", { paymentId: paymentId || null, error: { code: code || "payment_failed", message: message } });
-      backToShopSoon(paymentId, "failed"); // only a payment that failed: not a network error or a refusal
+      backToShopSoon(paymentId, status || "failed"); // only a payment that failed: not a network error or a refusal
     });
   }
 
@@ -382,7 +383,9 @@
       if (p && p.status === "failed") {
         return fail(p.id, p.failure_message || "Your bank declined the payment.", p.failure_code);
       }
-      if (p && p.status === "voided") return fail(p.id, "This payment was cancelled by the shop.", "payment_voided");
+      if (p && p.status === "voided") {
+        return fail(p.id, "This payment was cancelled by the shop.", "payment_voided", p.status);
+      }
       if (p && p.status === "requires_action" && p.challenge_url && views.action.hidden) {
         // the bank's page became known only now (paygate recorded it after a crash): offer it
         byId("action-title").textContent = "Confirm the payment with your bank";
