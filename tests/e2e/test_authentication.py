@@ -82,6 +82,8 @@ async def test_a_manual_payment_is_authorized_after_the_challenge_and_captures_l
         waiting = await browser.page(f"{shared_stack.api_url}/payments/{p['id']}/authentication")
         assert 'data-test-id="payment-waiting"' in waiting.text and 'http-equiv="refresh"' in waiting.text
         assert "You may close this page" not in waiting.text
+        # it reloads through the return endpoint, which sends the browser on once the outcome is known
+        assert f'content="5; url=/payments/{p["id"]}/authentication/return"' in waiting.text
         target = await browser.complete(challenge_url(p))
         # no return_url: paygate's own outcome page
         assert target == f"{shared_stack.api_url}/payments/{p['id']}/authentication"

@@ -11,6 +11,8 @@ address like the hosted checkout (API.md §19).
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -64,6 +66,7 @@ async def authentication_outcome(request: Request, payment_id: str) -> Response:
         return _message(404, "No such payment", "This payment does not exist.")
     status = Status(p["status"])
     return html("authentication_outcome.html", payment_id=p["id"], payment_status=status.value, amount=p["amount"],
+                refresh_url=f"/payments/{quote(p['id'], safe='')}/authentication/return",
                 currency=p["currency"], succeeded=status in _SUCCEEDED, final=status in FINAL,
                 headline=_HEADLINES.get(status, "Payment " + status.value.replace("_", " ")),
                 failure_message=p["failure_message"] if status is Status.FAILED else None)
