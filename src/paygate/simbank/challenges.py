@@ -35,14 +35,16 @@ MAX_FORM_BYTES = 4096
 
 # The bank's own table, not paygate.domain.money's: the simulator imports nothing of the gateway (decision 0014;
 # tests/unit/test_package_boundaries.py), so that it stays a separate bank that may disagree with it.
-_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX"})
+_EXPONENTS = {**dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX"), 0),
+              **dict.fromkeys(("KWD", "BHD", "JOD", "OMR"), 3)}  # every other currency: 2
 
 
 def _money(amount: int, currency: str) -> str:
-    if currency in _ZERO_DECIMAL:
+    exponent = _EXPONENTS.get(currency, 2)
+    if exponent == 0:
         return f"{amount:,} {currency}"
-    major, minor = divmod(amount, 100)
-    return f"{major:,}.{minor:02d} {currency}"
+    major, minor = divmod(amount, 10**exponent)
+    return f"{major:,}.{minor:0{exponent}d} {currency}"
 
 
 def _page(status: int, title: str, body: str) -> Response:
