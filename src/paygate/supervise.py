@@ -219,16 +219,22 @@ def stop_all(processes: Iterable[Process], grace_s: float = 10) -> None:
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within this block SIGTERM raises KeyboardInterrupt, so a command's `finally` clean-up runs on
-    SIGTERM exactly as on Ctrl-C (API.md §13 v2)."""
+    SIGTERM exactly as on Ctrl-C (API.md §13 v2).
+
+    SIGINT raises it too, even when it was ignored when we started: a shell starts background jobs with
+    SIGINT ignored (`paygate serve &`, nohup, CI runners), Python then leaves it ignored, and `kill -INT`
+    would be lost while the documented way to stop is Ctrl-C."""
 
     def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def watch(processes: Sequence[Process], interval: float = 0.2) -> Process | None:

@@ -72,7 +72,12 @@ class Serve:
         os.kill(self.proc.pid, sig)
         # serve's own bounds: 15 s grace for its children, 10 s for stragglers, then PostgreSQL's fast shutdown
         # (its checkpoint; up to 60 s, then 10 s after SIGQUIT): a busy machine may need more than a minute
-        assert self.proc.wait(timeout=120) == 0, self.output()
+        try:
+            code = self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            alive = [(c.pid, c.cmdline()[1:4], c.status()) for c in self.family if c.is_running()]
+            pytest.fail(f"serve did not stop within 120 s; children alive: {alive}\n{self.output()}")
+        assert code == 0, self.output()
         assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
                                         for p in self.family), 30)
         assert "paygate stopped." in self.output()
