@@ -6,22 +6,18 @@ authentication's own failures."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 
 from paygate.acquirers.base import Callback, OpKind
 from paygate.acquirers.memory import Behaviour, MemoryAcquirer
-from paygate.bootstrap import build_gateway
-from paygate.config import Settings
 from paygate.domain.ids import new_id
-from paygate.services import authentication, bank_events, merchants, payments
+from paygate.services import authentication, bank_events, payments
 from paygate.services.gateway import Gateway, Principal
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import NewPayment
-from paygate.store.db import fetch_all, fetch_one, make_pool
+from paygate.store.db import fetch_all, fetch_one
 from paygate.worker import maintenance
 from tests.integration.test_payment_use_cases import methods, recover_now
 
@@ -29,30 +25,6 @@ CHALLENGE: dict[str, Any] = {"type": "card", "card": {"number": "400000000000322
                                                       "cvc": "111"}}
 
 
-@pytest.fixture
-async def alpha() -> MemoryAcquirer:
-    return MemoryAcquirer("alpha")
-
-
-@pytest.fixture
-async def beta() -> MemoryAcquirer:
-    return MemoryAcquirer("beta")
-
-
-@pytest.fixture
-async def gw(database_url: str, alpha: MemoryAcquirer, beta: MemoryAcquirer) -> AsyncIterator[Gateway]:
-    pool = make_pool(database_url, min_size=1, max_size=6)
-    await pool.open(wait=True)
-    try:
-        yield build_gateway(Settings(database_url=database_url), pool, {"alpha": alpha, "beta": beta})
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def who(gw: Gateway) -> Principal:
-    made = await merchants.create(gw.pool, name="M", email=f"{new_id('m')}@example.com", password="pw-long-enough")
-    return Principal(made.merchant_id, "secret")
 
 
 async def challenged(gw: Gateway, who: Principal, capture_method: str = "automatic",

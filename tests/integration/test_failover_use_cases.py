@@ -4,7 +4,6 @@ branch of an authorization attempt, and what the payment shows of it (`acquirer`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,40 +13,13 @@ import pytest
 from paygate.acquirers.base import AcquirerResult, Callback, OpKind
 from paygate.acquirers.memory import Behaviour, MemoryAcquirer, Step
 from paygate.bootstrap import build_gateway
-from paygate.config import Settings
 from paygate.domain.ids import new_id
-from paygate.services import acquirer_health, bank_events, merchants, payments, refunds
+from paygate.services import acquirer_health, bank_events, payments, refunds
 from paygate.services.gateway import Gateway, Principal
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import NewPayment
-from paygate.store.db import fetch_one, make_pool
+from paygate.store.db import fetch_one
 from tests.integration.test_payment_use_cases import CARD, methods, no_key, ops, pay, recover_now
-
-
-@pytest.fixture
-async def alpha() -> MemoryAcquirer:
-    return MemoryAcquirer("alpha")
-
-
-@pytest.fixture
-async def beta() -> MemoryAcquirer:
-    return MemoryAcquirer("beta")
-
-
-@pytest.fixture
-async def gw(database_url: str, alpha: MemoryAcquirer, beta: MemoryAcquirer) -> AsyncIterator[Gateway]:
-    pool = make_pool(database_url, min_size=1, max_size=4)
-    await pool.open(wait=True)
-    try:
-        yield build_gateway(Settings(database_url=database_url), pool, {"alpha": alpha, "beta": beta})
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def who(gw: Gateway) -> Principal:
-    made = await merchants.create(gw.pool, name="M", email=f"{new_id('m')}@example.com", password="pw-long-enough")
-    return Principal(made.merchant_id, "secret")
 
 
 def attempts(p: dict[str, Any]) -> list[tuple[str, str, str | None]]:

@@ -4,7 +4,6 @@ recovery and callbacks go (always the payment's own acquirer, API.md §14)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -13,13 +12,12 @@ import pytest
 from paygate.acquirers.base import Callback, OpKind
 from paygate.acquirers.memory import Behaviour, MemoryAcquirer
 from paygate.bootstrap import build_gateway
-from paygate.config import Settings
 from paygate.domain.ids import new_id
-from paygate.services import bank_events, merchants, payments, refunds
+from paygate.services import bank_events, payments, refunds
 from paygate.services.gateway import Gateway, Principal
 from paygate.services.idempotency import KeyHandle
 from paygate.services.payments import NewPayment
-from paygate.store.db import Row, fetch_all, fetch_one, make_pool
+from paygate.store.db import Row, fetch_all, fetch_one
 from paygate.worker import recovery
 
 CARD: dict[str, Any] = {"type": "card", "card": {"number": "4111111111111111", "exp_month": 12, "exp_year": 2030,
@@ -27,30 +25,6 @@ CARD: dict[str, Any] = {"type": "card", "card": {"number": "4111111111111111", "
 UPI: dict[str, Any] = {"type": "upi", "upi": {"vpa": "success@upi"}}
 
 
-@pytest.fixture
-async def alpha() -> MemoryAcquirer:
-    return MemoryAcquirer("alpha")
-
-
-@pytest.fixture
-async def beta() -> MemoryAcquirer:
-    return MemoryAcquirer("beta")
-
-
-@pytest.fixture
-async def gw(database_url: str, alpha: MemoryAcquirer, beta: MemoryAcquirer) -> AsyncIterator[Gateway]:
-    pool = make_pool(database_url, min_size=1, max_size=4)
-    await pool.open(wait=True)
-    try:
-        yield build_gateway(Settings(database_url=database_url), pool, {"alpha": alpha, "beta": beta})
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def who(gw: Gateway) -> Principal:
-    made = await merchants.create(gw.pool, name="M", email=f"{new_id('m')}@example.com", password="pw-long-enough")
-    return Principal(made.merchant_id, "secret")
 
 
 def no_key(who: Principal) -> KeyHandle:
