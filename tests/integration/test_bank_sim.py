@@ -499,6 +499,26 @@ async def test_capture_void_refund_replay_and_fences(bank: Bank) -> None:
         ("void", "failed", "processing_error")]
 
 
+async def test_the_dispute_test_card_is_disputed_at_either_capture(bank: Bank) -> None:
+    """4000000000000259: the dispute is scheduled by the capture, automatic (bank_authorize_card) or later
+    (bank_capture, which reads the card's flag from the authorization); another card's capture schedules none."""
+    later, at_once, plain = ref(), ref(), ref()
+    await bank.authorize(reference=later, amount=1_500, number="4000000000000259", exp=FUTURE)
+    await bank.authorize(reference=at_once, amount=2_500, number="4000000000000259", exp=FUTURE, capture=True)
+    await bank.authorize(reference=plain, amount=3_500, number=luhn_card(), exp=FUTURE)
+    for reference, amount in ((later, 1_500), (plain, 3_500)):
+        cap = await bank.post("/v1/captures", {"reference": reference, "amount": amount}, new_id("key"))
+        assert cap.json()["status"] == "succeeded"
+
+    async def disputes(reference: str) -> list[tuple[int, str]]:
+        resp = await bank.http.get("/v1/disputes", params={"reference": reference})
+        return [(d["amount"], d["reason"]) for d in resp.json()["data"]]
+
+    assert await disputes(later) == [(1_500, "fraudulent")]
+    assert await disputes(at_once) == [(2_500, "fraudulent")]
+    assert await disputes(plain) == []
+
+
 # --- faults ---------------------------------------------------------------------------------------
 
 
