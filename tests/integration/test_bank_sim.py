@@ -44,7 +44,8 @@ def bank_db() -> Iterator[str]:
     conninfo = f"{PG} dbname={name}"
     try:
         assert migrate.apply(conninfo, "bank", MIGRATIONS) == ["0001_bank.sql", "0002_verifications.sql",
-                                                          "0003_disputes_settlement.sql", "0004_authentications.sql"]
+                                                          "0003_disputes_settlement.sql", "0004_authentications.sql",
+                                                          "0005_one_round_trip.sql"]
         assert migrate.apply(conninfo, "bank", MIGRATIONS) == []
         yield conninfo
     finally:
@@ -465,6 +466,57 @@ async def test_inquiry_and_tombstone(bank: Bank) -> None:
     k = new_id("key")
     many = await asyncio.gather(*(bank.inquire(k) for _ in range(5)))
     assert len({m["operation"]["id"] for m in many}) == 1
+
+
+async def test_capture_void_refund_replay_and_fences(bank: Bank) -> None:
+    """Each runs as one function call (migration 0005): a taken key is answered by the replay path — the
+    stored answer, a conflict for another body, and, once an inquiry fenced the key, never an action."""
+    number = luhn_card()
+    held, captured = ref(), ref()
+    await bank.authorize(reference=held, amount=3_000, number=number, exp=FUTURE)
+    await bank.authorize(reference=captured, amount=2_000, number=number, exp=FUTURE, capture=True)
+    for path, body in (("/v1/refunds", {"reference": captured, "amount": 500}), ("/v1/voids", {"reference": held})):
+        key = new_id("key")
+        first = await bank.post(path, body, key)
+        again = await bank.post(path, body, key)
+        assert first.status_code == again.status_code == 200 and first.json()["status"] == "succeeded"
+        assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+        assert (await bank.post(path, {**body, "reference": ref()}, key)).status_code == 422
+    assert await bank.card(number) == {"available": 998_500, "held": 0, "captured": 2_000, "refunded": 500}
+    late = ref()
+    await bank.authorize(reference=late, amount=1_000, number=number, exp=FUTURE)
+    for path, body in (("/v1/captures", {"reference": late, "amount": 1_000}), ("/v1/voids", {"reference": late}),
+                       ("/v1/refunds", {"reference": captured, "amount": 100})):
+        key = new_id("key")
+        tomb = await bank.inquire(key)
+        assert tomb["found"] is False
+        fenced = await bank.post(path, body, key)
+        assert fenced.status_code == 200 and fenced.headers["idempotent-replayed"] == "true"
+        assert fenced.json()["id"] == tomb["operation"]["id"]
+    assert await bank.card(number) == {"available": 997_500, "held": 1_000, "captured": 2_000, "refunded": 500}
+    assert [(o["type"], o["status"], o["failure_code"]) for o in await bank.ops(late)] == [
+        ("authorization", "succeeded", None), ("capture", "failed", "processing_error"),
+        ("void", "failed", "processing_error")]
+
+
+async def test_the_dispute_test_card_is_disputed_at_either_capture(bank: Bank) -> None:
+    """4000000000000259: the dispute is scheduled by the capture, automatic (bank_authorize_card) or later
+    (bank_capture, which reads the card's flag from the authorization); another card's capture schedules none."""
+    later, at_once, plain = ref(), ref(), ref()
+    await bank.authorize(reference=later, amount=1_500, number="4000000000000259", exp=FUTURE)
+    await bank.authorize(reference=at_once, amount=2_500, number="4000000000000259", exp=FUTURE, capture=True)
+    await bank.authorize(reference=plain, amount=3_500, number=luhn_card(), exp=FUTURE)
+    for reference, amount in ((later, 1_500), (plain, 3_500)):
+        cap = await bank.post("/v1/captures", {"reference": reference, "amount": amount}, new_id("key"))
+        assert cap.json()["status"] == "succeeded"
+
+    async def disputes(reference: str) -> list[tuple[int, str]]:
+        resp = await bank.http.get("/v1/disputes", params={"reference": reference})
+        return [(d["amount"], d["reason"]) for d in resp.json()["data"]]
+
+    assert await disputes(later) == [(1_500, "fraudulent")]
+    assert await disputes(at_once) == [(2_500, "fraudulent")]
+    assert await disputes(plain) == []
 
 
 # --- faults ---------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def _request_hash(path: str, body: dict[str, Any], card_key: bytes) -> bytes:
 # --- actions -----------------------------------------------------------------------------------------
 
 
-def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: bytes) -> store.Action:
+def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: bytes) -> store.Plan:
     _object(
         body,
         {"reference", "amount", "currency", "capture", "payment_method", "callback_url"},
@@ -161,23 +161,9 @@ def _authorization_action(body: dict[str, Any], faults: Faults, *, card_key: byt
         cvc = _str(card, "cvc", max_len=4, where=where) if "cvc" in card else None
         now = datetime.now(UTC)
 
-        async def card_action(conn: store.Conn) -> store.Operation:
-            return await store.authorize_card(
-                conn,
-                reference=reference,
-                amount=amount,
-                currency=currency,
-                number=number,
-                exp_month=exp_month,
-                exp_year=exp_year,
-                cvc=cvc,
-                capture=capture,
-                now=now,
-                card_key=card_key,
-                callback_url=callback_url,
-            )
-
-        return card_action
+        return store.plan_authorize_card(reference=reference, amount=amount, currency=currency, number=number,
+                                         exp_month=exp_month, exp_year=exp_year, cvc=cvc, capture=capture, now=now,
+                                         card_key=card_key, callback_url=callback_url)
     if pm["type"] == "upi":
         upi = _object(pm.get("upi"), {"vpa"}, {"vpa"}, "payment_method.upi.")
         vpa = _str(upi, "vpa", max_len=320, where="payment_method.upi.")
@@ -257,25 +243,25 @@ def _verification_action(body: dict[str, Any], faults: Faults) -> store.Action:
                                           exp_year=exp_year, cvc=cvc, now=now)
 
 
-def _capture_action(body: dict[str, Any], faults: Faults) -> store.Action:
+def _capture_action(body: dict[str, Any], faults: Faults) -> store.Plan:
     _object(body, {"reference", "amount"}, {"reference", "amount"})
     reference, amount = _str(body, "reference"), _amount(body)
-    return lambda conn: store.capture(conn, reference=reference, amount=amount)
+    return store.plan_capture(reference=reference, amount=amount)
 
 
-def _void_action(body: dict[str, Any], faults: Faults) -> store.Action:
+def _void_action(body: dict[str, Any], faults: Faults) -> store.Plan:
     _object(body, {"reference"}, {"reference"})
     reference = _str(body, "reference")
-    return lambda conn: store.void(conn, reference=reference)
+    return store.plan_void(reference=reference)
 
 
-def _refund_action(body: dict[str, Any], faults: Faults) -> store.Action:
+def _refund_action(body: dict[str, Any], faults: Faults) -> store.Plan:
     _object(body, {"reference", "amount"}, {"reference", "amount"})
     reference, amount = _str(body, "reference"), _amount(body)
-    return lambda conn: store.refund(conn, reference=reference, amount=amount)
+    return store.plan_refund(reference=reference, amount=amount)
 
 
-ActionFactory = Callable[[dict[str, Any], Faults], store.Action]
+ActionFactory = Callable[[dict[str, Any], Faults], store.Plan]
 
 
 # --- the app ---------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Every mutation runs in one transaction that first claims its idempotency key (a 
 concurrent duplicate blocks on it until the first commits, then replays), then acts under row locks
 (an authorization's row, then the card's account row — always in that order), then binds the key to
 the operation it answered. Card numbers are stored only as a keyed hash (cards.card_hash); CVCs never.
+
+The hot operations (a card's authorization, capture, void, refund) run that transaction as one PL/pgSQL
+function each (migrations/0005, docs/decisions/0021): one statement, one round trip. Python still decides
+everything the card table and the rules say, and passes it in; a key found taken is replayed here.
 """
 
 from __future__ import annotations
@@ -219,6 +223,27 @@ Action = Callable[[Conn], Awaitable[Operation]]
 
 
 @dataclass(frozen=True)
+class OneTrip:
+    """An operation's whole transaction as one call of its PL/pgSQL function (migration 0005, decision 0021):
+    one statement on an autocommit connection runs in its own transaction, so one round trip and one commit.
+    `sql` takes the key and the request's hash first, then `params` (every decision Python made)."""
+
+    sql: bytes
+    params: tuple[Any, ...]
+
+
+Plan = Action | OneTrip
+
+
+def _call(function: str, arity: int) -> bytes:
+    return f"SELECT * FROM {function}({', '.join(['%s'] * arity)})".encode()
+
+
+async def _key_taken(conn: Conn) -> Operation:
+    raise NotApplied("unreachable: a key is never deleted, so one taken stays taken")
+
+
+@dataclass(frozen=True)
 class Arrival:
     """What an operation request asked for: recorded if it arrives after an inquiry fenced its key off."""
 
@@ -229,9 +254,13 @@ class Arrival:
 
 
 async def execute(
-    pool: Pool, key: str, request_hash: bytes, action: Action, arrival: Arrival | None = None
+    pool: Pool, key: str, request_hash: bytes, action: Plan, arrival: Arrival | None = None
 ) -> tuple[Operation, bool]:
     """Run `action` once per key: returns (operation, replayed). Raises KeyReused, NotApplied.
+
+    A `OneTrip` is tried first: its function claims the key and acts, or, finding the key taken (after
+    waiting for a running owner to commit), writes nothing and answers `exists` — the replay below then
+    answers it as for any other action (the key is permanent, so the claim there finds it again).
 
     A request whose key an inquiry tombstoned (decision 0003: the late original) is answered with the
     tombstone and does not act; it is listed as a failed operation of its own (`processing_error`), so
@@ -239,6 +268,14 @@ async def execute(
 
     In pipeline mode: statements whose results are not read (the advisory lock, the account's upsert, the
     movements, the key's binding) go out with the next read or the COMMIT (docs/decisions/0019)."""
+    if isinstance(action, OneTrip):
+        async with pool.connection() as conn:
+            cur = await conn.execute(action.sql, (key, request_hash, *action.params))
+            row = await cur.fetchone()
+        assert row is not None
+        if row["outcome"] == "applied":
+            return dataclasses.replace(Operation.from_row(row), capture_id=row["capture_id"]), False
+        action = _key_taken
     async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         existing = await _claim_key(conn, key, request_hash)
         if existing is not None:
@@ -292,11 +329,6 @@ async def _lock_account(conn: Conn, card_hash: bytes, initial_balance: int) -> D
     return row
 
 
-async def _hold_account(conn: Conn, card_hash: bytes) -> None:
-    """`_lock_account` when the balance is not needed: queued in the pipeline, nothing read."""
-    await conn.execute(_UPSERT_ACCOUNT, (card_hash, 0))
-
-
 async def _move(
     conn: Conn, card_hash: bytes, *, balance: int = 0, held: int = 0, captured: int = 0, refunded: int = 0
 ) -> None:
@@ -345,45 +377,42 @@ async def verify_card(conn: Conn, *, reference: str, number: str, exp_month: int
                             failure_code=failure)
 
 
-async def authorize_card(
-    conn: Conn,
-    *,
-    reference: str,
-    amount: int,
-    currency: str,
-    number: str,
-    exp_month: int,
-    exp_year: int,
-    cvc: str | None,
-    capture: bool,
-    now: datetime,
-    card_key: bytes,
-    callback_url: str | None = None,
-) -> Operation:
-    from paygate.simbank import money  # disputes and settlement (it imports this module)
-
-    disputed = number == money.AUTO_DISPUTE_CARD
-    rule = cards.lookup(number)
-    if rule.server_error:
-        raise NotApplied("test card 4000000000000119")
-    if await _lock_reference(conn, reference) is not None:
-        return await _insert_op(
-            conn,
-            reference=reference,
-            type_="authorization",
-            status="failed",
-            amount=amount,
-            currency=currency,
-            failure_code="duplicate_reference",
-        )
+def _card_failure(number: str, exp_month: int, exp_year: int, cvc: str | None, now: datetime) -> str | None:
+    """What the card table says of an authorization, before the balance (None: only the balance remains)."""
     failure = cards.decide(number, exp_month, exp_year, cvc, now)
     # §15: a challenge card is authorized only after its holder passed a challenge — unless it is a charge of a
     # stored card (no CVC: the merchant charging a saved card off-session, §16, needs none)
-    if failure is None and rule.challenge and cvc is not None:
+    if failure is None and cards.lookup(number).challenge and cvc is not None:
         failure = "authentication_required"
-    return await _hold(conn, reference=reference, amount=amount, currency=currency,
-                       card_hash=cards.card_hash(number, card_key), balance=rule.balance, failure=failure,
-                       capture=capture, callback_url=callback_url, disputed=disputed)
+    return failure
+
+
+_AUTHORIZE_CARD = _call("bank_authorize_card", 16)
+
+
+async def _server_error_card(conn: Conn) -> Operation:
+    raise NotApplied("test card 4000000000000119")
+
+
+def plan_authorize_card(
+    *, reference: str, amount: int, currency: str, number: str, exp_month: int, exp_year: int, cvc: str | None,
+    capture: bool, now: datetime, card_key: bytes, callback_url: str | None = None,
+) -> Plan:
+    """A card authorization, in one round trip: the card table decides here, `bank_authorize_card` does the
+    rest (the reference's duplicate check, the balance, the hold or the capture). The server-error test card
+    (500, nothing applied — but a replay of its key still answers) keeps the usual path."""
+    from paygate.simbank import money
+
+    rule = cards.lookup(number)
+    if rule.server_error:
+        return _server_error_card
+    disputed = number == money.AUTO_DISPUTE_CARD
+    # drawn only where after_capture would draw it (a declined one is drawn for nothing: the rng is unseeded)
+    delay = money.TIMING.dispute_delay() if disputed and capture else 0.0
+    return OneTrip(_AUTHORIZE_CARD, (
+        reference, amount, currency, cards.card_hash(number, card_key), rule.balance,
+        _card_failure(number, exp_month, exp_year, cvc, now), capture, callback_url, disputed, delay,
+        new_id("bop"), new_id("bop"), new_id("bmv"), new_id("bdp")))
 
 
 async def _hold(conn: Conn, *, reference: str, amount: int, currency: str, card_hash: bytes, balance: int,
@@ -572,87 +601,24 @@ async def authorize_upi(
     return op
 
 
-async def _failed(conn: Conn, type_: str, reference: str, amount: int, code: str) -> Operation:
-    return await _insert_op(conn, reference=reference, type_=type_, status="failed", amount=amount, failure_code=code)
+_CAPTURE, _VOID, _REFUND = _call("bank_capture", 8), _call("bank_void", 4), _call("bank_refund", 6)
 
 
-async def capture(conn: Conn, *, reference: str, amount: int) -> Operation:
-    auth = await _lock_authorization(conn, reference)
-    if auth is None:
-        return await _failed(conn, "capture", reference, amount, "authorization_not_found")
-    if auth["state"] != "active":
-        return await _failed(conn, "capture", reference, amount, "authorization_not_active")
-    if amount > auth["amount"]:
-        return await _failed(conn, "capture", reference, amount, "amount_exceeds_authorization")
-    card_hash = bytes(auth["card_hash"])
-    await _hold_account(conn, card_hash)
-    # The whole hold goes; only `amount` leaves the account (the rest of the hold is released).
-    await _move(conn, card_hash, balance=-amount, held=-auth["amount"], captured=amount)
-    await conn.execute(
-        b"UPDATE authorizations SET state = 'captured', captured_amount = %s WHERE reference = %s",
-        (amount, reference),
-    )
-    await conn.execute(b"UPDATE operations SET captured = true WHERE id = %s", (auth["operation_id"],))
+def plan_capture(*, reference: str, amount: int) -> OneTrip:
+    """A capture, in one round trip (`bank_capture`). Whether its authorization's card is the auto-disputed
+    one is read by the function, so the dispute's delay is drawn for every capture (and used for that card's)."""
     from paygate.simbank import money
 
-    await money.after_capture(conn, reference, amount, auth["currency"], disputed=auth["dispute_on_capture"])
-    return await _insert_op(
-        conn,
-        reference=reference,
-        type_="capture",
-        status="succeeded",
-        amount=amount,
-        currency=auth["currency"],
-    )
+    return OneTrip(_CAPTURE, (reference, amount, money.TIMING.dispute_delay(), new_id("bop"), new_id("bmv"),
+                              new_id("bdp")))
 
 
-async def void(conn: Conn, *, reference: str) -> Operation:
-    auth = await _lock_authorization(conn, reference)
-    if auth is None:
-        return await _failed(conn, "void", reference, 0, "authorization_not_found")
-    if auth["state"] != "active":
-        return await _failed(conn, "void", reference, auth["amount"], "authorization_not_active")
-    card_hash = bytes(auth["card_hash"])
-    await _hold_account(conn, card_hash)
-    await _move(conn, card_hash, held=-auth["amount"])
-    await conn.execute(b"UPDATE authorizations SET state = 'voided' WHERE reference = %s", (reference,))
-    return await _insert_op(
-        conn,
-        reference=reference,
-        type_="void",
-        status="succeeded",
-        amount=auth["amount"],
-        currency=auth["currency"],
-    )
+def plan_void(*, reference: str) -> OneTrip:
+    return OneTrip(_VOID, (reference, new_id("bop")))
 
 
-async def refund(conn: Conn, *, reference: str, amount: int) -> Operation:
-    auth = await _lock_authorization(conn, reference)
-    if auth is None:
-        return await _failed(conn, "refund", reference, amount, "authorization_not_found")
-    if auth["state"] != "captured":
-        return await _failed(conn, "refund", reference, amount, "authorization_not_captured")
-    if amount > auth["captured_amount"] - auth["refunded_amount"]:
-        return await _failed(conn, "refund", reference, amount, "amount_exceeds_captured")
-    if auth["card_hash"] is not None:
-        card_hash = bytes(auth["card_hash"])
-        await _hold_account(conn, card_hash)
-        await _move(conn, card_hash, balance=amount, refunded=amount)
-    await conn.execute(
-        b"UPDATE authorizations SET refunded_amount = refunded_amount + %s WHERE reference = %s",
-        (amount, reference),
-    )
-    from paygate.simbank import money
-
-    await money.record_movement(conn, reference, "refund", -amount, auth["currency"])
-    return await _insert_op(
-        conn,
-        reference=reference,
-        type_="refund",
-        status="succeeded",
-        amount=amount,
-        currency=auth["currency"],
-    )
+def plan_refund(*, reference: str, amount: int) -> OneTrip:
+    return OneTrip(_REFUND, (reference, amount, new_id("bop"), new_id("bmv")))
 
 
 # --- inspection -----------------------------------------------------------------------------------
