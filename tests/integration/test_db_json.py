@@ -11,7 +11,8 @@ from psycopg.types.json import Json
 from paygate.services.gateway import Gateway
 
 VALUE: dict[str, Any] = {"note": "café ✓", "n": 99_999_999, "ok": True, "none": None,
-                         "history": [{"status": "pending", "at": "2026-01-01T00:00:00.000Z"}], "nested": {"b": [], "a": {}}}
+                         "history": [{"status": "pending", "at": "2026-01-01T00:00:00.000Z"}],
+                         "nested": {"b": [], "a": {}}}
 
 
 async def test_json_and_jsonb_round_trip_through_orjson(gw: Gateway) -> None:
