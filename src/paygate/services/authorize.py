@@ -132,14 +132,15 @@ def _appended(p: Row, acquirer: str, a: Attempt, at: Any) -> list[dict[str, Any]
             {"acquirer": acquirer, "result": a.verdict, "failure_code": code, "at": views.ts(at)}]
 
 
-async def _record(conn: Conn, gw: Gateway, p: Row, acquirer: str, a: Attempt, now: Any) -> Row:
-    """The attempt in the health record (feeds the breaker) and on the payment, in the caller's transaction."""
+async def _record_health(conn: Conn, gw: Gateway, p: Row, acquirer: str, a: Attempt, now: Any) -> dict[str, Any]:
+    """The attempt in the health record (feeds the breaker), in the caller's transaction; returns the payment's
+    fields that record it (`acquirer_attempts`), for the caller to write with its own UPDATE of the payment."""
     if a.verdict == "pending":  # an answer, not yet a result: the callback decides (nothing to count yet)
-        return p
+        return {}
     code = a.result.failure_code if a.verdict in ("declined", "unavailable") else None
     await acquirer_health.record_attempt(conn, gw, payment_id=p["id"], merchant_id=p["merchant_id"],
                                          acquirer=acquirer, result=a.verdict, failure_code=code, at=now)
-    return await payments.update(conn, p, {"acquirer_attempts": _appended(p, acquirer, a, now)})
+    return {"acquirer_attempts": _appended(p, acquirer, a, now)}
 
 
 async def move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str, *, kind: str = "authorization",
@@ -154,19 +155,20 @@ async def move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str, 
         if op["status"] != "pending" or p["status"] != waiting:
             return None
         await bank_ops.resolve(conn, op_id, "failed", NOT_PROCESSED, now)
-        p = await _record(conn, gw, p, acquirer, a, now)
+        attempted = await _record_health(conn, gw, p, acquirer, a, now)
         new_op = new_id("bop")
         await bank_ops.insert(conn, id=new_op, merchant_id=p["merchant_id"], payment_id=p["id"],
                               kind=kind, amount=op["amount"], acquirer=nxt,
                               next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
-        await payments.update(conn, p, {"acquirer": nxt, "updated_at": now})
+        await payments.update(conn, p, {**attempted, "acquirer": nxt, "updated_at": now})  # one UPDATE for both
     log.info("failover", payment=p["id"], kind=kind, from_acquirer=acquirer, to_acquirer=nxt)
     return new_op
 
 
 # Work of the caller's in the transaction that settles a successful answer, before it is settled (e.g. saving
-# the card: services/saved_methods.py): (connection, operation id, outcome).
-BeforeSettle = Callable[[Conn, str, str], Awaitable[None]]
+# the card: services/saved_methods.py): (connection, operation id, outcome) -> the payment as it left it when
+# it wrote to it (still locked), else None.
+BeforeSettle = Callable[[Conn, str, str], Awaitable[Row | None]]
 
 
 async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: Attempt,
@@ -179,12 +181,17 @@ async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: A
         # a resendable one's unknown is re-sent by every recovery pass: counting each would be one attempt and
         # one breaker failure per pass for a single lost answer (ordinary recovery only inquires: neither)
         if op["status"] == "pending" and not (resendable and a.verdict == "unknown"):
-            p = await _record(conn, gw, p, acquirer, a, now)
+            attempted = await _record_health(conn, gw, p, acquirer, a, now)
             r = a.result
             if a.verdict in ("succeeded", "declined", "unavailable"):  # unavailable here: the last one
                 if before_settle is not None:
-                    await before_settle(conn, op_id, r.outcome)
-                p = await settle(conn, gw, op_id, r.outcome, r.failure_code, now, r.operation_id, r.capture_id)
+                    p = await before_settle(conn, op_id, r.outcome) or p
+                # the pair locked above (the payment as before_settle left it): settle reads neither again, and
+                # writes the attempt with the outcome in one UPDATE of the payment
+                p = await settle(conn, gw, op_id, r.outcome, r.failure_code, now, r.operation_id, r.capture_id,
+                                 locked=(p, op), also=attempted)
+            elif attempted:
+                p = await payments.update(conn, p, attempted)
         outcome = render(p)
         await key.finish(conn, outcome)
         return outcome

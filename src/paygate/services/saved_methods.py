@@ -31,7 +31,7 @@ from paygate.services import payment_methods
 from paygate.services.gateway import Gateway, Principal, utcnow
 from paygate.store import bank_ops, customers, events, orders, payments, pending_saves
 from paygate.store import payment_methods as pm_store
-from paygate.store.db import Conn
+from paygate.store.db import Conn, Row
 from paygate.vault import CardNumber, VaultError, keyring, reveal, seal
 
 
@@ -118,16 +118,18 @@ def public_method(resolved: Resolved, fingerprint_key: str) -> dict[str, Any]:
     return {"type": "card", "card": card}
 
 
-async def save_on_success(conn: Conn, gw: Gateway, resolved: Resolved | None, op_id: str, outcome: str) -> None:
+async def save_on_success(conn: Conn, gw: Gateway, resolved: Resolved | None, op_id: str,
+                          outcome: str) -> Row | None:
     """Before `settle` records a successful authorization, in its transaction: save the card and name it on
     the payment, so the payment's events already carry the id. Only when this answer is the one that
     settles it (the operation still pending, the payment still pending): settle then certainly moves it
-    to authorized or captured. A customer deleted meanwhile gets nothing saved; the payment stands."""
+    to authorized or captured. A customer deleted meanwhile gets nothing saved; the payment stands. Returns
+    the payment when it named the card on it (`authorize.BeforeSettle`), else None."""
     if resolved is None or not resolved.save or outcome != "succeeded":
-        return
+        return None
     p, op = await bank_ops.lock_with_payment(conn, op_id)
     if op["status"] != "pending" or p["status"] != Status.PENDING or p["method_type"] != "card":
-        return
+        return None
     c = resolved.method["card"]
     assert resolved.customer is not None
     try:
@@ -136,8 +138,8 @@ async def save_on_success(conn: Conn, gw: Gateway, resolved: Resolved | None, op
             customer_id=resolved.customer, number=CardNumber(c["number"]), exp_month=c["exp_month"],
             exp_year=c["exp_year"])
     except NotFound:
-        return
-    await payments.update(conn, p, {"payment_method": {"id": row["id"], **p["payment_method"]}})
+        return None
+    return await payments.update(conn, p, {"payment_method": {"id": row["id"], **p["payment_method"]}})
 
 
 # --- a card saved through a challenge (§16 with §15) -------------------------------------------------------
@@ -163,25 +165,26 @@ async def hold_for_challenge(conn: Conn, gw: Gateway, resolved: Resolved, paymen
         "exp_year": public["exp_year"], "fingerprint": public["fingerprint"], "created_at": now}, sealed)
 
 
-async def save_held(conn: Conn, gw: Gateway, op_id: str, outcome: str) -> None:
+async def save_held(conn: Conn, gw: Gateway, op_id: str, outcome: str) -> Row | None:
     """`authorize.BeforeSettle` of a challenged payment's authorization: on the success that settles it, the held
-    card becomes the customer's saved method (named on the payment); on any final answer the hold is gone."""
+    card becomes the customer's saved method (named on the payment, which is returned); on any final answer the
+    hold is gone."""
     p, op = await bank_ops.lock_with_payment(conn, op_id)
     if op["status"] != "pending" or p["status"] != Status.PENDING:
-        return
+        return None
     held = await pending_saves.take(conn, p["id"])
     if held is None or outcome != "succeeded":
-        return
+        return None
     row, sealed = held
     if await customers.lock_shared(conn, p["merchant_id"], row["customer_id"]) is None:
-        return  # deleted meanwhile: the payment stands, nothing is saved
+        return None  # deleted meanwhile: the payment stands, nothing is saved
     saved = await pm_store.insert(conn, {
         "id": row["pm_id"], "merchant_id": p["merchant_id"], "customer_id": row["customer_id"], "brand": row["brand"],
         "last4": row["last4"], "exp_month": row["exp_month"], "exp_year": row["exp_year"],
         "fingerprint": row["fingerprint"], "created_at": utcnow()}, sealed)
     await events.emit(conn, event_id=new_id("evt"), merchant_id=p["merchant_id"], type="payment_method.attached",
                       object_id=saved["id"], data=customer_views.payment_method(saved), now=utcnow())
-    await payments.update(conn, p, {"payment_method": {"id": saved["id"], **p["payment_method"]}})
+    return await payments.update(conn, p, {"payment_method": {"id": saved["id"], **p["payment_method"]}})
 
 
 async def discard_held(conn: Conn, payment_id: str) -> None:

@@ -7,6 +7,7 @@ ledger entries, same single event. Every function here runs inside the caller's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,27 +43,35 @@ async def emit(conn: Conn, merchant_id: str, type: str, obj: dict[str, Any], now
                       data=obj, now=now)
 
 
-async def move(conn: Conn, p: Row, target: Status, now: datetime, **fields: Any) -> Row:
-    """Move a locked payment to `target`, appending to its history and emitting the status's event."""
+async def move(conn: Conn, p: Row, target: Status, now: datetime, *, unwritten: Mapping[str, Any] | None = None,
+               resolving: bank_ops.Resolution | None = None, **fields: Any) -> Row:
+    """Move a locked payment to `target`, appending to its history and emitting the status's event.
+
+    `unwritten`: fields already merged into `p` but not yet stored (settle's attempts and references), and
+    `resolving`: the final answer of the operation that makes the move; both are written by the same
+    statement, so the event is of the row as stored. Nothing is written if the move is refused
+    (NotAllowed): the caller still owns them then."""
     current = Status(p["status"])
     if not can_transition(current, target):
         raise NotAllowed(f"{current} -> {target}")
     history = list(p["status_history"])
     if target is not current:
         history.append({"status": target.value, "at": views.ts(now)})
-    row = await payments.update(conn, p, {"status": target.value, "status_history": history,
-                                                "updated_at": now, **fields})
+    row = await payments.update(conn, p, {**(unwritten or {}), "status": target.value, "status_history": history,
+                                          "updated_at": now, **fields}, resolving=resolving)
     event_type = event_for(target, method_type=row["method_type"]) if target is not current else None
     if event_type:
         await emit(conn, row["merchant_id"], event_type, views.payment(row), now)
     return row
 
 
-async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datetime) -> Row:
+async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datetime, *,
+                        unwritten: Mapping[str, Any] | None = None,
+                        resolving: bank_ops.Resolution | None = None) -> Row:
     """Money taken: the payment becomes `captured`, the ledger records it, the order may become paid."""
     fee = fee_for(amount, gw.settings.fee_bps, gw.settings.fee_fixed)
-    row = await move(conn, p, Status.CAPTURED, now, amount_captured=amount, amount_fee=fee,
-                     authorization_expires_at=None)
+    row = await move(conn, p, Status.CAPTURED, now, unwritten=unwritten, resolving=resolving, amount_captured=amount,
+                     amount_fee=fee, authorization_expires_at=None)
     await ledger.post(conn, merchant_id=row["merchant_id"], kind="capture", currency=row["currency"],
                       postings=postings.capture_postings(amount, fee), now=now, payment_id=row["id"])
     await emails.queue_payment_receipt(conn, row, now)  # beside payment.captured, in its transaction
@@ -73,67 +82,107 @@ async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datet
     return row
 
 
-async def fail(conn: Conn, p: Row, code: str, now: datetime) -> Row:
-    return await move(conn, p, Status.FAILED, now, failure_code=code,
+async def fail(conn: Conn, p: Row, code: str, now: datetime, *, unwritten: Mapping[str, Any] | None = None,
+               resolving: bank_ops.Resolution | None = None) -> Row:
+    return await move(conn, p, Status.FAILED, now, unwritten=unwritten, resolving=resolving, failure_code=code,
                       failure_message=FAILURE_MESSAGES.get(code, "The payment failed."))
 
 
 async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code: str | None,
-                 now: datetime, acquirer_reference: str | None = None, capture_reference: str | None = None) -> Row:
+                 now: datetime, acquirer_reference: str | None = None, capture_reference: str | None = None, *,
+                 locked: tuple[Row, Row] | None = None, also: Mapping[str, Any] | None = None) -> Row:
     """Record the bank's final answer for operation `op_id`; idempotent. Returns the payment row.
 
     Locks the payment; the operation's status only ever changes under its payment's lock. `acquirer_reference`
     is the bank's id of the operation, `capture_reference` that of the capture an automatic-capture
     authorization made with it (both land in the payment's `acquirer_references`, §14).
-    """
-    p, op = await bank_ops.lock_with_payment(conn, op_id)
+
+    `locked`: the (payment, operation) pair the caller already holds under the payment's lock in this
+    transaction (`bank_ops.lock_with_payment`, nothing written to the payment since), so it is not read
+    again. `also`: payment fields of the caller's to write with the outcome (the attempt: services/authorize.py)
+    — one UPDATE of the payment per settle, written even when the answer changes nothing. The operation's
+    resolution is joined to that UPDATE (or written alone when there is none)."""
+    p, op = locked if locked is not None else await bank_ops.lock_with_payment(conn, op_id)
+    unwritten = dict(also or {})
+    p = {**p, **unwritten}  # the payment as it will be stored: what every view and event of it shows
     if op["status"] != "pending" or outcome not in ("succeeded", "failed"):
-        return p
-    await bank_ops.resolve(conn, op_id, outcome, failure_code, now, acquirer_reference)
-    op["acquirer_reference"] = acquirer_reference or op.get("acquirer_reference")
+        return await _write(conn, p, unwritten, None)
+    resolving: bank_ops.Resolution | None = bank_ops.Resolution(op_id, outcome, failure_code, now, acquirer_reference)
+    op = {**op, "acquirer_reference": acquirer_reference or op.get("acquirer_reference")}
     ok = outcome == "succeeded"
-    status = Status(p["status"])
     kind = op["kind"]
+    if kind == "refund":  # resolved first, as before: the refund's lock is taken after the operation's write
+        await _write(conn, p, {}, resolving)
+        resolving = None
     if ok and kind in ("authorization", "capture", "void") and op["acquirer"] == p["acquirer"]:
         # only the payment's own acquirer's ids: a stale operation elsewhere never names the payment's records
         refs = {**views.NO_REFERENCES, **(p.get("acquirer_references") or {})}
         refs[kind] = acquirer_reference
         if kind == "authorization" and capture_reference is not None:
             refs["capture"] = capture_reference
-        p = await payments.update(conn, p, {"acquirer_references": refs})
+        unwritten["acquirer_references"] = refs
+        p = {**p, "acquirer_references": refs}
     try:
-        if kind == "authorization" and status is Status.PENDING:
-            if not ok:
-                return await fail(conn, p, failure_code or "processing_error", now)
-            if p["capture_method"] == "automatic" or p["method_type"] == "upi":
-                return await capture_money(conn, gw, p, p["amount"], now)
-            expires = p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)
-            return await move(conn, p, Status.AUTHORIZED, now, authorization_expires_at=expires)
-        if kind == "capture" and status is Status.CAPTURING:
-            if ok:
-                return await capture_money(conn, gw, p, op["amount"], now)
-            return await move(conn, p, Status.EXPIRED, now, authorization_expires_at=None)
-        if kind == "void" and status is Status.VOIDING:
-            return await move(conn, p, Status.VOIDED if ok else Status.EXPIRED, now, authorization_expires_at=None)
-        if kind == "expiry" and status is Status.VOIDING:  # the hold is gone either way
-            return await move(conn, p, Status.EXPIRED, now, authorization_expires_at=None)
-        if kind == "refund":
-            return await _settle_refund(conn, p, op, ok, failure_code, now)
+        moved = await _apply(conn, gw, p, op, ok, failure_code, now, unwritten, resolving)
     except NotAllowed:
-        pass
+        moved = None
+    return moved if moved is not None else await _write(conn, p, unwritten, resolving)
+
+
+async def _write(conn: Conn, p: Row, unwritten: dict[str, Any], resolving: bank_ops.Resolution | None) -> Row:
+    """What no transition wrote: the fields merged into `p` and the operation's resolution, in one statement
+    (the resolution alone when no field is left; nothing when neither is)."""
+    if unwritten:
+        return await payments.update(conn, p, unwritten, resolving=resolving)
+    if resolving is not None:
+        await bank_ops.resolve(conn, resolving.op_id, resolving.status, resolving.failure_code, resolving.at,
+                               resolving.acquirer_reference)
     return p
 
 
-async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: str | None, now: datetime) -> Row:
+async def _apply(conn: Conn, gw: Gateway, p: Row, op: Row, ok: bool, failure_code: str | None, now: datetime,
+                 unwritten: dict[str, Any], resolving: bank_ops.Resolution | None) -> Row | None:
+    """The transition a final answer of `op` makes, writing `unwritten` and `resolving` with it; None when it
+    makes none (then neither is written here)."""
+    status = Status(p["status"])
+    kind = op["kind"]
+    if kind == "authorization" and status is Status.PENDING:
+        if not ok:
+            return await fail(conn, p, failure_code or "processing_error", now, unwritten=unwritten,
+                              resolving=resolving)
+        if p["capture_method"] == "automatic" or p["method_type"] == "upi":
+            return await capture_money(conn, gw, p, p["amount"], now, unwritten=unwritten, resolving=resolving)
+        expires = p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)
+        return await move(conn, p, Status.AUTHORIZED, now, unwritten=unwritten, resolving=resolving,
+                          authorization_expires_at=expires)
+    if kind == "capture" and status is Status.CAPTURING:
+        if ok:
+            return await capture_money(conn, gw, p, op["amount"], now, unwritten=unwritten, resolving=resolving)
+        return await move(conn, p, Status.EXPIRED, now, unwritten=unwritten, resolving=resolving,
+                          authorization_expires_at=None)
+    if kind == "void" and status is Status.VOIDING:
+        return await move(conn, p, Status.VOIDED if ok else Status.EXPIRED, now, unwritten=unwritten,
+                          resolving=resolving, authorization_expires_at=None)
+    if kind == "expiry" and status is Status.VOIDING:  # the hold is gone either way
+        return await move(conn, p, Status.EXPIRED, now, unwritten=unwritten, resolving=resolving,
+                          authorization_expires_at=None)
+    if kind == "refund":
+        return await _settle_refund(conn, p, op, ok, failure_code, now, unwritten)
+    return None
+
+
+async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: str | None, now: datetime,
+                         unwritten: dict[str, Any]) -> Row | None:
     r = await refunds.lock(conn, op["refund_id"])
     assert r is not None
     if r["status"] != "pending":
-        return p
+        return None
     reserved = p["amount_refund_reserved"] - r["amount"]
     if ok:
         refunded = p["amount_refunded"] + r["amount"]
         target = status_after_refund(p["amount_captured"], refunded)
-        p = await move(conn, p, target, now, amount_refunded=refunded, amount_refund_reserved=reserved)
+        p = await move(conn, p, target, now, unwritten=unwritten, amount_refunded=refunded,
+                       amount_refund_reserved=reserved)
         await ledger.post(conn, merchant_id=p["merchant_id"], kind="refund", currency=p["currency"],
                           postings=postings.refund_postings(r["amount"]), now=now, payment_id=p["id"],
                           refund_id=r["id"])
@@ -142,7 +191,7 @@ async def _settle_refund(conn: Conn, p: Row, op: Row, ok: bool, failure_code: st
         await emit(conn, p["merchant_id"], "refund.succeeded", views.refund(r), now)
         await emails.queue_refund_receipt(conn, p, r, now)
     else:
-        p = await payments.update(conn, p, {"amount_refund_reserved": reserved, "updated_at": now})
+        p = await payments.update(conn, p, {**unwritten, "amount_refund_reserved": reserved, "updated_at": now})
         r = await refunds.update(conn, r["id"], {"status": "failed", "failure_code": failure_code or "processing_error",
                                                  "updated_at": now})
         await emit(conn, p["merchant_id"], "refund.failed", views.refund(r), now)

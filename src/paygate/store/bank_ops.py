@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
@@ -68,13 +70,28 @@ async def for_refund(conn: Conn, refund_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM bank_operations WHERE refund_id = %s", (refund_id,))
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """An operation's final answer as stored: written alone (`resolve`) or by its payment's UPDATE
+    (store/payments.py `update`, `resolving=`), which the caller makes under the payment's lock anyway."""
+
+    op_id: str
+    status: str
+    failure_code: str | None
+    at: datetime
+    acquirer_reference: str | None = None
+
+
+def resolve_sql(r: Resolution) -> tuple[str, tuple[Any, ...]]:
+    return ("UPDATE bank_operations SET status = %s, failure_code = %s, resolved_at = %s,"
+            " acquirer_reference = coalesce(%s, acquirer_reference) WHERE id = %s",
+            (r.status, r.failure_code, r.at, r.acquirer_reference, r.op_id))
+
+
 async def resolve(conn: Conn, op_id: str, status: str, failure_code: str | None, now: datetime,
                   acquirer_reference: str | None = None) -> None:
-    await conn.execute(
-        "UPDATE bank_operations SET status = %s, failure_code = %s, resolved_at = %s,"
-        " acquirer_reference = coalesce(%s, acquirer_reference) WHERE id = %s",
-        (status, failure_code, now, acquirer_reference, op_id),
-    )
+    sql, params = resolve_sql(Resolution(op_id, status, failure_code, now, acquirer_reference))
+    await conn.execute(sql.encode(), params)
 
 
 async def note_reference(conn: Conn, op_id: str, acquirer_reference: str, next_attempt_at: datetime) -> None:

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import psycopg
 import structlog
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from paygate.config import get_settings
@@ -21,6 +23,15 @@ Conn = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
 
 log = structlog.get_logger("paygate.db")
+
+# json/jsonb parameters (`Json(...)`, store/_sql.py `adapt`) and columns through orjson rather than the stdlib:
+# every payment row read carries several (status_history, payment_method, attempts, references) and every
+# payment write sends some. Process-wide (psycopg's global adapters), once at import. What goes in is what
+# the API let in — str keys, str/int/bool/None values, ints within 64 bits (amounts <= MAX_AMOUNT), no NaN —
+# where both encoders agree on the value; the text of a `json` column is compact UTF-8 now instead of
+# ASCII-escaped with spaces, the same JSON value (docs/decisions/0022).
+set_json_dumps(orjson.dumps)
+set_json_loads(orjson.loads)
 
 # Every connection of ours. The server's statement and lock timeouts bound a query only while the server
 # is there; a primary that vanished without closing its sockets (a host lost, a partition: no RST) would

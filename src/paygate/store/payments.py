@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from paygate.store import bank_ops
 from paygate.store._sql import Page, adapt, set_clause
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
@@ -57,10 +58,17 @@ async def lock(conn: Conn, payment_id: str, merchant_id: str | None = None) -> R
     )
 
 
-async def update(conn: Conn, row: Row, fields: dict[str, Any]) -> Row:
-    """Update a locked payment and return its new state, merged here rather than read back."""
+async def update(conn: Conn, row: Row, fields: dict[str, Any], *,
+                 resolving: bank_ops.Resolution | None = None) -> Row:
+    """Update a locked payment and return its new state, merged here rather than read back. `resolving`: one
+    of its operations' final answer, written by the same statement (a data-modifying CTE: one statement,
+    where the operation's status still changes only under the payment's lock, held by the caller)."""
     cols, params = set_clause(fields, _UPDATABLE)
-    await conn.execute(f"UPDATE payments SET {cols} WHERE id = %s".encode(), [*params, row["id"]])
+    sql = f"UPDATE payments SET {cols} WHERE id = %s"
+    if resolving is not None:
+        op_sql, op_params = bank_ops.resolve_sql(resolving)
+        sql, params = f"WITH resolved AS ({op_sql}) {sql}", [*op_params, *params]
+    await conn.execute(sql.encode(), [*params, row["id"]])
     return {**row, **fields}
 
 
