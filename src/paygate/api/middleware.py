@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paygate.api.metrics import LATENCY, REQUESTS
@@ -28,6 +29,19 @@ def _reply(err: PaygateError, request_id: bytes) -> tuple[Message, Message]:
                     (b"request-id", request_id)],
     }
     return start, {"type": "http.response.body", "body": body}
+
+
+# The metrics' children per (method, status): `labels()` is a locked lookup of its own on every call, and the
+# set of pairs is small (the methods uvicorn parses times the statuses paygate answers).
+_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+
+def _answered(method: str, status: int, seconds: float) -> None:
+    pair = _children.get((method, status))
+    if pair is None:
+        pair = _children[(method, status)] = (REQUESTS.labels(method, str(status)), LATENCY.labels(method))
+    pair[0].inc()
+    pair[1].observe(seconds)
 
 
 class Edge:
@@ -55,8 +69,7 @@ class Edge:
             if message["type"] == "http.response.start":
                 started_response = True
                 message["headers"] = [*message.get("headers", []), (b"request-id", request_id)]
-                REQUESTS.labels(method, str(message["status"])).inc()
-                LATENCY.labels(method).observe(time.perf_counter() - started)
+                _answered(method, message["status"], time.perf_counter() - started)
             await send(message)
 
         headers: dict[bytes, bytes] = dict(scope["headers"])

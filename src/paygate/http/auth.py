@@ -49,10 +49,11 @@ def address(request: Request) -> str:
     return client_address(request, context(request).trusted_proxies)
 
 
-async def lookup_key(request: Request, key: str) -> Principal | None:
-    """The key's merchant and kind, or None; 429 before the lookup once the address has failed too often."""
+async def lookup_key(request: Request, key: str, addr: str | None = None) -> Principal | None:
+    """The key's merchant and kind, or None; 429 before the lookup once the address has failed too often.
+    `addr`: the request's `address`, when the caller has it already."""
     ctx = context(request)
-    addr = address(request)
+    addr = address(request) if addr is None else addr
     wait = ctx.limits.authentication_blocked(addr, time.monotonic())
     if wait > 0:
         raise _limited(wait)
@@ -66,11 +67,11 @@ async def principal(request: Request) -> Principal:
     key = _bearer(request)
     if key is None:
         raise AuthenticationError("missing_api_key", "Provide your API key: Authorization: Bearer sk_test_…")
-    who = await lookup_key(request, key)
+    addr = address(request)  # once per request: parsing the peer's address is most of what the checks cost
+    who = await lookup_key(request, key, addr)
     if who is None:
         raise AuthenticationError("invalid_api_key", "The API key provided is not valid.")
     ctx = context(request)
-    addr = address(request)
     if who.kind != "secret":
         wait = ctx.limits.public_address(addr, time.monotonic())
         if wait > 0:

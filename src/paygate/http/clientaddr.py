@@ -13,6 +13,7 @@ it step around the limit.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -28,6 +29,7 @@ def parse_trusted(value: str) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and a client sends many requests from one address
 def _ip(text: str) -> IP | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
@@ -63,6 +65,7 @@ def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[
     return ip  # every hop is a trusted proxy: the leftmost is as far as we can see
 
 
+@functools.lru_cache(maxsize=4096)
 def bucket(ip: IP | None) -> str:
     """The rate-limit key of an address: IPv4 as is, IPv6 by its /64."""
     if ip is None:

@@ -32,7 +32,7 @@ from paygate.domain.health import Breaker, Policy, Status
 from paygate.domain.routing import Standing
 from paygate.services.gateway import Gateway, utcnow
 from paygate.store import acquirer_health as store
-from paygate.store.db import Conn, transaction
+from paygate.store.db import Conn, Row, transaction
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,18 @@ def policy(settings: Settings) -> Policy:
 
 async def snapshot(conn: Conn, names: list[str], *, now: datetime | None = None) -> dict[str, Health]:
     """name → Health for each of `names` (the configured acquirers, in their order)."""
-    now = now or utcnow()
-    both = await store.standing(conn, names)
+    return _health(names, await store.standing(conn, names), now or utcnow())
+
+
+async def snapshot_and_routing(
+    conn: Conn, names: list[str], merchant_id: str, *, now: datetime | None = None
+) -> tuple[dict[str, Health], Row | None]:
+    """`snapshot`, and the merchant's routing row (None: the default routing), read in one statement."""
+    both, routing_row = await store.standing_and_routing(conn, names, merchant_id)
+    return _health(names, both, now or utcnow()), routing_row
+
+
+def _health(names: list[str], both: dict[str, tuple[Breaker, store.Recent]], now: datetime) -> dict[str, Health]:
     out: dict[str, Health] = {}
     for name in names:
         b: Breaker = both[name][0]

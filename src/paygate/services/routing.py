@@ -68,9 +68,9 @@ async def plan(gw: Gateway, merchant_id: str, facts: Facts) -> list[str]:
     """The acquirers a payment tries, in order: the merchant's routing, ordered by health, with the
     probes of its list claimed (services/acquirer_health.py `probe_or_skip`)."""
     names = configured(gw)
-    async with gw.pool.connection() as conn:  # one connection for both reads (ADR 0019)
-        routing, _ = _routing(gw, await store.get(conn, merchant_id))
-        snap = await acquirer_health.snapshot(conn, names)
+    async with gw.pool.connection() as conn:  # the routing and the health: one statement (decision 0023)
+        snap, row = await acquirer_health.snapshot_and_routing(conn, names, merchant_id)
+    routing, _ = _routing(gw, row)
     listed, _order = rules.matched(routing, facts, names)
     probing = {n for n in listed if snap[n].phase == "probe_due" and await acquirer_health.probe_or_skip(gw, n)}
     standing = {n: snap[n].standing(probing=n in probing) for n in names}

@@ -1,4 +1,5 @@
-"""Acquirer attempts and breakers: every statement on `acquirer_attempts` and `acquirer_health`.
+"""Acquirer attempts and breakers: every statement on `acquirer_attempts` and `acquirer_health` (one of them
+also reads the merchant's `merchant_routing` row, for routing's plan: `standing_and_routing`).
 
 The breaker's rules are domain/health.py; here they are applied under the breaker row's lock (SELECT …
 FOR UPDATE), so concurrent API processes change one breaker one at a time and two of them can never both
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from paygate.domain import health
 from paygate.domain.health import Breaker, Policy
+from paygate.store import routing
 from paygate.store.db import Conn, Row, fetch_all, fetch_one
 
 WINDOW = 100  # approval_rate: the share of the last WINDOW authorization attempts that were approved
@@ -72,19 +74,35 @@ async def recent(conn: Conn, acquirers: Sequence[str]) -> dict[str, Recent]:
 
 
 async def standing(conn: Conn, acquirers: Sequence[str]) -> dict[str, tuple[Breaker, Recent]]:
-    """`breakers` and `recent` in one statement: what routing reads for every payment (ADR 0019)."""
+    """`breakers` and `recent` in one statement (ADR 0019)."""
+    return (await standing_and_routing(conn, acquirers, None))[0]
+
+
+async def standing_and_routing(
+    conn: Conn, acquirers: Sequence[str], merchant_id: str | None
+) -> tuple[dict[str, tuple[Breaker, Recent]], Row | None]:
+    """`standing`, and the merchant's routing row ({document, updated_at} as store/routing.py `get` reads it,
+    None while it has set none), in one statement: what routing's plan reads for every payment, so one
+    round trip and one implicit transaction rather than two (decision 0023). The routing row rides on the
+    first acquirer's row only (`n = 1`): it is the same for all of them, and decoded once."""
+    if not acquirers:  # no row to carry it
+        return {}, await routing.get(conn, merchant_id) if merchant_id is not None else None
     rows = await fetch_all(
         conn,
-        "SELECT a.name, h.status, h.consecutive_failures, h.down_until, r.attempts, r.approved "
-        "FROM unnest(%s::text[]) AS a(name) LEFT JOIN acquirer_health h ON h.acquirer = a.name "
+        "SELECT a.name, h.status, h.consecutive_failures, h.down_until, r.attempts, r.approved, "
+        "m.merchant_id AS routing_of, m.document, m.updated_at "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS a(name, n) LEFT JOIN acquirer_health h ON h.acquirer = a.name "
+        "LEFT JOIN merchant_routing m ON a.n = 1 AND m.merchant_id = %s "
         "CROSS JOIN LATERAL ("
         "  SELECT count(*) AS attempts, count(*) FILTER (WHERE result = 'succeeded') AS approved FROM ("
         "    SELECT result FROM acquirer_attempts WHERE acquirer = a.name ORDER BY at DESC, id DESC LIMIT %s) w"
         ") r",
-        (list(acquirers), WINDOW))
+        (list(acquirers), merchant_id, WINDOW))
     found = {r["name"]: (_breaker(r) if r["status"] is not None else health.UP, Recent(r["attempts"], r["approved"]))
              for r in rows}
-    return {name: found.get(name, (health.UP, Recent(0, 0))) for name in acquirers}
+    document = next(({"document": r["document"], "updated_at": r["updated_at"]} for r in rows
+                     if r["routing_of"] is not None), None)
+    return {name: found.get(name, (health.UP, Recent(0, 0))) for name in acquirers}, document
 
 
 async def record_attempt(
