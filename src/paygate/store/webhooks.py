@@ -147,6 +147,11 @@ async def claim(
     Due: pending, its time come (a first attempt also waits `first_due`, the schedule's first delay), no live
     lease, its endpoint enabled. At most `per_endpoint` per endpoint counting `in_flight` (what this worker
     already sends there), so one slow receiver cannot occupy every slot of the worker.
+
+    Each row also carries `due_seen`: how many due deliveries the claim looked at (up to `scan`, endpoints
+    at their cap not counted), so that a caller that got fewer than that knows some were left behind —
+    held back by the per-endpoint cap, or locked by another worker's claim — and when it got them all,
+    that claiming again before new work is announced would find nothing.
     """
     return await fetch_all(
         conn,
@@ -167,7 +172,7 @@ async def claim(
         "UPDATE webhook_deliveries w SET locked_until = %(lease)s "
         "FROM picked, events ev, webhook_endpoints e "
         "WHERE w.id = picked.id AND ev.id = w.event_id AND e.id = w.endpoint_id "
-        f"RETURNING {_FOR_SEND}",
+        f"RETURNING {_FOR_SEND}, (SELECT count(*) FROM due) AS due_seen",
         {"busy_ids": list(in_flight), "busy_n": list(in_flight.values()), "now": now, "first_due": first_due,
          "cap": per_endpoint, "scan": scan, "limit": limit, "lease": lease_until},
     )
