@@ -118,10 +118,9 @@ class DeliveryLoop:
         except Exception as exc:  # not recorded: the lease runs out and the delivery is sent again
             log.warning("delivery_record_failed", delivery=row["id"], error=type(exc).__name__, detail=str(exc)[:200])
             return
-        if done["status"] != "succeeded":
-            last = done["attempts"][-1] if done["attempts"] else {}
+        if done["status"] != "succeeded":  # the attempt that was just recorded: `result`
             log.info("delivery_attempt_failed", delivery=done["id"], endpoint=done["endpoint_id"],
-                     status=done["status"], response_status=last.get("response_status"), error=last.get("error"))
+                     status=done["status"], response_status=result.response_status, error=result.as_json()["error"])
         due = done["next_attempt_at"]
         if done["status"] == "pending" and due is not None and (self._next_due is None or due < self._next_due):
             self._next_due = due
