@@ -24,7 +24,7 @@ CPU per request matters less than seeing the call.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 import httpx
@@ -74,27 +74,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._host_check is not None:
-            self._host_check(request.url.host)
-        t = request.extensions.get("timeout", {})
-        connect, pool, read = t.get("connect"), t.get("pool"), t.get("read")
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect, sock_read=read,
-            connect=None if connect is None or pool is None else connect + pool,
-        )
         body = await request.aread()
-        session = self._get_session()
-        try:
-            resp = await session.request(
-                request.method, URL(str(request.url), encoded=True), headers=request.headers.multi_items(),
-                data=body or None, allow_redirects=False, timeout=timeout,
-            )
-        except Exception as exc:
-            raise _mapped(exc, request, connecting=True) from exc
+        resp = await self.open(request.method, URL(str(request.url), encoded=True), request.url.host,
+                               request.headers.multi_items(), body, request.extensions.get("timeout", {}),
+                               request=request)
         return httpx.Response(
             status_code=resp.status, headers=list(resp.raw_headers), stream=_Body(resp, request),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode("latin-1")},
         )
+
+    async def open(
+        self, method: str, url: URL, host: str, headers: list[tuple[str, str]], body: bytes,
+        timeouts: Mapping[str, float | None], *, request: httpx.Request | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return aiohttp's response once its head has arrived: `handle_async_request`'s
+        wire work, which the webhook sender also calls directly (without httpx's Request and Response around
+        it, most of the CPU of a send). `host` is the URL's host as httpx has it (the host check judges
+        that), `timeouts` httpx's per-request timeout dict; errors are raised as httpx's (`request` in them)."""
+        if self._host_check is not None:
+            self._host_check(host)
+        connect, pool, read = timeouts.get("connect"), timeouts.get("pool"), timeouts.get("read")
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect, sock_read=read,
+            connect=None if connect is None or pool is None else connect + pool,
+        )
+        session = self._get_session()
+        try:
+            return await session.request(method, url, headers=headers, data=body or None, allow_redirects=False,
+                                         timeout=client_timeout)
+        except Exception as exc:
+            raise mapped(exc, request, connecting=True) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -114,15 +123,16 @@ class _Body(httpx.AsyncByteStream):
             async for chunk in self._resp.content.iter_chunked(CHUNK):
                 yield chunk
         except Exception as exc:
-            raise _mapped(exc, self._request, connecting=False) from exc
+            raise mapped(exc, self._request, connecting=False) from exc
 
     async def aclose(self) -> None:
         self._resp.release()
 
 
-def _mapped(exc: Exception, request: httpx.Request, *, connecting: bool) -> Exception:
+def mapped(exc: Exception, request: httpx.Request | None, *, connecting: bool) -> Exception:
     """aiohttp's error as httpx's. `connecting`: raised by the call that sends the request, in which
-    aiohttp's connector errors mean no connection was had, hence nothing sent."""
+    aiohttp's connector errors mean no connection was had, hence nothing sent. `request` may be None for a
+    caller that made none (the webhook sender's direct send: it reads only the error's type and text)."""
     if isinstance(exc, httpx.HTTPError):
         return exc
     if connecting and isinstance(exc, aiohttp.ConnectionTimeoutError):  # a pooled or a new connection

@@ -5,9 +5,11 @@ destination guard (a refusal happens before any connection; redirects are not fo
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 import orjson
 import pytest
 
@@ -16,6 +18,7 @@ from paygate.acquirers.simbank import SimBank
 from paygate.aiotransport import AiohttpTransport
 from paygate.domain.webhooks import BODY_LIMIT, DESTINATION_NOT_ALLOWED
 from paygate.supervise import free_port
+from paygate.webhooks.destinations import guarded_aiohttp
 from paygate.webhooks.sender import Sender
 
 
@@ -149,3 +152,47 @@ async def test_a_large_answer_is_cut_and_a_slow_one_times_out() -> None:
                                                        timeout_s=0.2) as s:
         a = await s.send(f"http://hooks.example:{port}/x", b"{}", {})
     assert a.response_status is None and a.error is not None and a.error.startswith("timeout")
+
+
+async def test_the_senders_direct_send_puts_on_the_wire_what_httpxs_client_over_the_same_transport_did() -> None:
+    """The Sender skips httpx's client over aiohttp's transport (docs/decisions/0024): same request head
+    and body, byte for byte, as the client it replaced; same answer as read through httpx."""
+    async def answer(head: bytes, body: bytes) -> bytes:
+        return http_response(503, b'{"busy":true}', b"retry-after: 7\r\n")
+
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": "1700000000", "webhook-signature": "v1,abc"}
+    async with serving(answer) as (server, port):
+        url = f"http://hooks.example:{port}/x?a=1"
+        async with Sender(resolver=resolves_to_loopback, allow_private=True) as s:
+            assert s._direct is not None
+            a = await s.send(url, b'{"a":1}', headers)
+        transport = guarded_aiohttp(resolver=resolves_to_loopback, allow_private=True)
+        async with httpx.AsyncClient(transport=transport, headers={"user-agent": "paygate"}, trust_env=False) as c:
+            r = await c.post(url, content=b'{"a":1}', headers={**headers, "content-type": "application/json"})
+        assert r.status_code == 503
+    direct, via_httpx = server.heads
+    assert direct == via_httpx
+    assert a.response_status == 503 and a.retry_after_s == 7.0 and a.response_body == '{"busy":true}'
+
+
+async def test_the_direct_send_decodes_a_compressed_answer_joins_repeated_retry_afters_and_maps_a_hang_up() -> None:
+    text = b'{"ok":' + b"1" * 3000 + b"}"
+
+    async def gzipped(head: bytes, body: bytes) -> bytes:
+        extra = b"content-encoding: gzip\r\nretry-after: 5\r\nretry-after: 9\r\n"
+        return http_response(429, gzip.compress(text), extra)
+
+    async def garbled(head: bytes, body: bytes) -> bytes:
+        return http_response(500, b"not gzip at all", b"content-encoding: gzip\r\n")
+
+    async with Sender(resolver=resolves_to_loopback, allow_private=True) as s:
+        async with serving(gzipped) as (_, port):
+            a = await s.send(f"http://hooks.example:{port}/x", b"{}", {})
+        assert a.response_status == 429 and a.response_body == text[:BODY_LIMIT].decode()
+        assert a.retry_after_s is None  # "5, 9", as httpx's Headers.get reads it: no one delay
+        async with serving(garbled) as (_, port):
+            bad = await s.send(f"http://hooks.example:{port}/x", b"{}", {})
+        assert bad.response_status == 500 and bad.error is not None and bad.error.startswith("DecodingError")
+        async with serving(hang_up) as (_, port):
+            gone = await s.send(f"http://hooks.example:{port}/x", b"{}", {})
+        assert gone.response_status is None and gone.error is not None and gone.error.startswith("RemoteProtocolError")

@@ -280,6 +280,58 @@ async def test_the_loop_wakes_on_notify_and_delivers_signed_events(gw: Gateway, 
         await receiver.stop()
 
 
+class CountingLoop(DeliveryLoop):
+    """The real loop, counting its claims."""
+
+    claims = 0
+
+    async def fill(self, wanted: int) -> int:
+        self.claims += 1
+        return await super().fill(wanted)
+
+
+async def test_a_claim_that_took_everything_due_is_not_followed_by_an_empty_one(gw: Gateway, who: Principal) -> None:
+    receiver = await HttpReceiver.start()
+    try:
+        await endpoint(gw, who, url=receiver.url)
+        stop = asyncio.Event()
+        async with Sender(allow_private=True) as sender:
+            loop = CountingLoop(gw, sender, poll_s=30.0)
+            task = asyncio.create_task(loop.run(stop))
+            await asyncio.wait_for(loop.listening.wait(), 5)
+            await asyncio.sleep(0.3)  # the start-up claims (first pass, LISTEN up) are made by now
+            before = loop.claims
+            await emit(gw, who, n=3)  # one NOTIFY: one claim takes the three
+            await until_async(gw, who, lambda rows: len(rows) == 3 and all(r["status"] == "succeeded" for r in rows))
+            await asyncio.sleep(0.3)  # the deliveries are done: a claim after them would have been made by now
+            claims = loop.claims - before
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        assert claims == 1 and len(receiver.got) == 3
+    finally:
+        await receiver.stop()
+
+
+async def test_deliveries_held_back_by_the_endpoint_cap_are_claimed_as_slots_free_without_a_poll(
+    gw: Gateway, who: Principal
+) -> None:
+    receiver = await HttpReceiver.start()
+    try:
+        await endpoint(gw, who, url=receiver.url)
+        stop = asyncio.Event()
+        async with Sender(allow_private=True) as sender:
+            loop = CountingLoop(gw, sender, concurrency=8, per_endpoint=2, poll_s=30.0)
+            task = asyncio.create_task(loop.run(stop))
+            await asyncio.wait_for(loop.listening.wait(), 5)
+            await emit(gw, who, n=7)
+            await until_async(gw, who, lambda rows: len(rows) == 7 and all(r["status"] == "succeeded" for r in rows))
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        assert len(receiver.got) == 7
+    finally:
+        await receiver.stop()
+
+
 def strict(gw: Gateway, **changes: Any) -> Gateway:
     """The same gateway with the destination check on (or other settings changed)."""
     settings = gw.settings.model_copy(update={"webhook_allow_private": False, **changes})

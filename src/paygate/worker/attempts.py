@@ -107,6 +107,7 @@ class Recorder:
         self._flusher: asyncio.Task[None] | None = None
 
     async def record(self, leased: Row, result: Attempt) -> Row:
+        """The delivery's outcome: at least id, endpoint_id, status, attempt_count, next_attempt_at."""
         now = utcnow()
         if _touches_endpoint(leased, result):
             async with self.gw.pool.connection() as conn:

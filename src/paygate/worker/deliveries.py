@@ -56,6 +56,7 @@ class DeliveryLoop:
         self.batch = max(1, concurrency // 4)
         self._wake = asyncio.Event()
         self._poked = True  # new work may be due: claim at the next pass whatever the free slots
+        self._backlog = False  # the last claim left due deliveries behind (capped endpoints, rows locked)
         self._freed = 0  # deliveries finished since the last claim
         self._tasks: dict[asyncio.Task[None], _Held] = {}
         self._in_flight: Counter[str] = Counter()
@@ -69,10 +70,13 @@ class DeliveryLoop:
             while not stop.is_set():
                 self._wake.clear()
                 free = self.concurrency - len(self._tasks)
-                # Claim when told there is new work (NOTIFY, a due retry, the poll), or once enough
-                # deliveries have finished since the last claim to make one worth its round trips:
-                # draining a backlog one freed slot at a time would spend the worker on claims.
-                if free > 0 and (self._poked or self._freed >= self.batch or not self._tasks):
+                # Claim when told there is new work (NOTIFY, a due retry, the poll), or, when the last
+                # claim left due deliveries behind, once enough have finished since to make a claim worth
+                # its round trip (draining a backlog one freed slot at a time would spend the worker on
+                # claims) or none is left in flight. A claim that took everything due is not followed by
+                # another one when its deliveries finish: that one would find nothing (it was one
+                # statement per delivery of an idle worker); whatever falls due later is announced.
+                if free > 0 and (self._poked or (self._backlog and (self._freed >= self.batch or not self._tasks))):
                     self._poked, self._freed = False, 0
                     try:
                         if await self.fill(free) == free:
@@ -91,8 +95,14 @@ class DeliveryLoop:
 
     async def fill(self, wanted: int) -> int:
         """Lease up to `wanted` due deliveries and start a task for each; returns how many."""
+        in_flight = dict(self._in_flight)
+        self._backlog = True  # until the claim says otherwise (it may fail)
         rows = await attempts.claim(self.gw, limit=wanted, per_endpoint=self.per_endpoint,
-                                    in_flight=dict(self._in_flight), schedule=self.schedule)
+                                    in_flight=in_flight, schedule=self.schedule)
+        # Left behind: due rows the claim saw but did not take, or an endpoint it skipped at its cap. With
+        # nothing taken the claim says nothing; then only what is in flight can have held work back.
+        capped = any(n >= self.per_endpoint for n in in_flight.values())
+        self._backlog = capped or (rows[0]["due_seen"] > len(rows) if rows else bool(in_flight))
         for row in rows:
             held = _Held(row["id"], row["endpoint_id"], row["locked_until"])
             self._in_flight[held.endpoint_id] += 1
@@ -108,10 +118,9 @@ class DeliveryLoop:
         except Exception as exc:  # not recorded: the lease runs out and the delivery is sent again
             log.warning("delivery_record_failed", delivery=row["id"], error=type(exc).__name__, detail=str(exc)[:200])
             return
-        if done["status"] != "succeeded":
-            last = done["attempts"][-1] if done["attempts"] else {}
+        if done["status"] != "succeeded":  # the attempt that was just recorded: `result`
             log.info("delivery_attempt_failed", delivery=done["id"], endpoint=done["endpoint_id"],
-                     status=done["status"], response_status=last.get("response_status"), error=last.get("error"))
+                     status=done["status"], response_status=result.response_status, error=result.as_json()["error"])
         due = done["next_attempt_at"]
         if done["status"] == "pending" and due is not None and (self._next_due is None or due < self._next_due):
             self._next_due = due

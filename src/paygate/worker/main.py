@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -76,6 +77,10 @@ async def run(settings: Settings) -> None:
                      statement_timeout_ms=settings.db_statement_timeout_ms, lock_timeout_ms=settings.db_lock_timeout_ms)
     await pool.open(wait=False)
     gw = build_gateway(settings, pool)
+    # What exists by now (modules, settings, the gateway: ~80k objects) lives as long as the process. Frozen,
+    # the collector's full passes no longer walk it again and again: those took a fifth of the worker's CPU
+    # under load (py-spy, docs/decisions/0024); nothing frozen was garbage to collect.
+    gc.freeze()
     log.info("worker_started")
     try:
         await asyncio.gather(*loops(gw, stop, metrics=metrics_on))
