@@ -10,7 +10,7 @@ from pathlib import Path
 import paygate
 
 ROOT = Path(paygate.__file__).parent
-SIMBANK_MAY_USE = ("paygate.simbank", "paygate.webhooks.standard", "paygate.sqlmigrate")
+SIMBANK_MAY_USE = ("paygate.simbank", "paygate.webhooks.standard", "paygate.sqlmigrate", "paygate.heap")
 
 
 def imports(path: Path) -> set[str]:

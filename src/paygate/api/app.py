@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 
-from paygate import tracing
+from paygate import heap, tracing
 from paygate.acquirers.base import Acquirer
 from paygate.api import (
     docs,
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, acquirers: Mapping[str, Acquire
         if weak := secret_problems(settings, GATEWAY_SECRETS):  # production refused to start on these (cli.py)
             structlog.get_logger("paygate.api").warning(
                 "development_keys_in_use", problems=weak, hint="PAYGATE_ENV=production refuses to start with these")
+        heap.freeze_once()  # the app as built lives as long as the process (paygate/heap.py)
         try:
             yield
         finally:

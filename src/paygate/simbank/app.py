@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from paygate import heap
 from paygate.simbank import cards, challenges, money, routes_money, store
 from paygate.simbank.callbacks import CallbackWorker
 from paygate.simbank.config import BankConfig
@@ -294,6 +295,7 @@ def create_app(
                                 settlement_interval_s=config.settlement_interval_s)
         worker.start()
         app.state.callback_worker = worker
+        heap.freeze_once()  # the app as built lives as long as the process (paygate/heap.py)
         try:
             yield
         finally:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 from collections.abc import Awaitable, Callable
 
 import structlog
 
-from paygate import tracing
+from paygate import heap, tracing
 from paygate.bootstrap import build_gateway
 from paygate.config import Settings
 from paygate.logs import configure_logging
@@ -77,10 +76,7 @@ async def run(settings: Settings) -> None:
                      statement_timeout_ms=settings.db_statement_timeout_ms, lock_timeout_ms=settings.db_lock_timeout_ms)
     await pool.open(wait=False)
     gw = build_gateway(settings, pool)
-    # What exists by now (modules, settings, the gateway: ~80k objects) lives as long as the process. Frozen,
-    # the collector's full passes no longer walk it again and again: those took a fifth of the worker's CPU
-    # under load (py-spy, docs/decisions/0024); nothing frozen was garbage to collect.
-    gc.freeze()
+    heap.freeze_once()  # what exists by now lives as long as the process (paygate/heap.py)
     log.info("worker_started")
     try:
         await asyncio.gather(*loops(gw, stop, metrics=metrics_on))
