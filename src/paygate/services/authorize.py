@@ -37,8 +37,8 @@ from paygate.domain.payments import Status
 from paygate.services import acquirer_health
 from paygate.services.gateway import Gateway, Outcome, utcnow
 from paygate.services.idempotency import KeyHandle
-from paygate.services.settle import settle
-from paygate.store import bank_ops, payments
+from paygate.services.settle import plan_authorization, settle
+from paygate.store import bank_ops, outcomes, payments
 from paygate.store.db import Conn, Row, pipelined
 
 log = structlog.get_logger("paygate.authorize")
@@ -171,10 +171,47 @@ async def move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str, 
 BeforeSettle = Callable[[Conn, str, str], Awaitable[Row | None]]
 
 
-async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: Attempt,
-                    before_settle: BeforeSettle | None = None, resendable: bool = False) -> Outcome:
+async def _conclude_at_once(gw: Gateway, key: KeyHandle, committed: Row, op_id: str, acquirer: str,
+                            a: Attempt) -> Outcome | None:
+    """The common outcome — a card's answer, at a healthy acquirer, for the payment this request committed
+    — in one statement on an autocommit connection, instead of `_conclude`'s transaction (lock, attempt,
+    payment and operation, event, journal, key: docs/decisions/0026). The transition is computed here as
+    settle computes it; the database applies it only if the payment and its operation are still as this
+    request committed them and the breaker needs no write. None: nothing was written (something else
+    moved them, or the case is not covered): the caller concludes the ordinary way."""
     from paygate.services.payments import render  # one rendering of a create answer (payments imports us)
 
+    if a.verdict not in ("succeeded", "declined") or key.fresh:
+        return None
+    now = utcnow()
+    r = a.result
+    planned = plan_authorization(gw, committed, op_id, acquirer, r.outcome, r.failure_code, now, r.operation_id,
+                                 r.capture_id, {"acquirer_attempts": _appended(committed, acquirer, a, now)})
+    if planned is None:
+        return None
+    outcome = render(planned.row)
+    async with gw.pool.connection() as conn:
+        done = await outcomes.conclude_authorization(
+            conn, was=committed, acquirer=acquirer, result=a.verdict,
+            attempt_code=r.failure_code if a.verdict == "declined" else None, now=now,
+            resolution=planned.resolution, row=planned.row, event_type=planned.event_type,
+            event_data=views.payment(planned.row), journal=planned.journal,
+            key=(key.merchant_id, key.key) if key.key is not None else None, response=(outcome.status, outcome.body))
+    if not done:
+        log.info("outcome_stale", payment=committed["id"], op=op_id)
+        return None
+    return outcome
+
+
+async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: Attempt,
+                    before_settle: BeforeSettle | None = None, resendable: bool = False,
+                    committed: Row | None = None) -> Outcome:
+    from paygate.services.payments import render  # one rendering of a create answer (payments imports us)
+
+    if committed is not None and not resendable:
+        at_once = await _conclude_at_once(gw, key, committed, op_id, acquirer, a)
+        if at_once is not None:
+            return at_once
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         p, op = await bank_ops.lock_with_payment(conn, op_id)
@@ -198,16 +235,22 @@ async def _conclude(gw: Gateway, key: KeyHandle, op_id: str, acquirer: str, a: A
 
 
 async def run(gw: Gateway, key: KeyHandle, req: Request, acquirer: str, op_id: str, rest: list[str], *,
-              resumed: bool = False, before_settle: BeforeSettle | None = None) -> Outcome:
+              resumed: bool = False, before_settle: BeforeSettle | None = None,
+              committed: Row | None = None) -> Outcome:
     """Authorize at `acquirer` (intent `op_id` already committed), failing over along `rest`. `resumed`: the
-    intent was written by an earlier request, so it is only inquired (see `attempt`)."""
+    intent was written by an earlier request, so it is only inquired (see `attempt`). `committed`: the
+    payment row exactly as this request committed it with the intent, when `before_settle` would do nothing
+    for it (no card to save): its outcome may then be one statement (`_conclude_at_once`)."""
     rest = list(rest)
+    if resumed:
+        committed = None
     while True:
         a = await attempt(gw, req, acquirer, op_id, resumed=resumed)
         resumed = False  # every later attempt is this request's own: it alone sends that key
         crashpoints.reach("after_bank_authorize")
         if a.verdict != "unavailable" or not rest:
-            return await _conclude(gw, key, op_id, acquirer, a, before_settle, req.resendable)
+            return await _conclude(gw, key, op_id, acquirer, a, before_settle, req.resendable, committed)
+        committed = None  # the payment moves on: the row as committed is no longer the row as it is
         nxt = rest.pop(0)
         moved = await move_on(gw, op_id, acquirer, a, nxt)
         if moved is None:

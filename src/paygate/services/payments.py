@@ -146,6 +146,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
     # §15: an enrolled card is authenticated by its customer first — on-session, saved or not; off-session (no
     # customer present, a saved card, §16) it needs none: the bank takes a stored card's charge as it is
     challenge = is_card and not resolved.off_session and auth_rules.requires_authentication(pm["card"]["number"])
+    committed: Row | None = None  # the payment as committed with its intent, for authorize.run (decision 0026)
     if not resumed:
         plan = await routing.plan(gw, who.merchant_id, await _facts(gw, who, req, pm))
         now = utcnow()
@@ -187,6 +188,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
                 await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
             if not challenge:
                 await key.checkpoint(conn, "payment_created", payment_id)
+            committed = None if resolved.save else p  # saving the card keeps the ordinary outcome
         if challenge:
             return await authentication.begin(gw, key, payment_id=payment_id, op_id=op_id, acquirer=acquirer,
                                               amount=amount, currency=currency, payment_method=_for_bank(pm),
@@ -213,7 +215,7 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         payment_id=payment_id, merchant_id=who.merchant_id, amount=amount, currency=currency,
         payment_method=_for_bank(pm), capture=(req.capture_method == "automatic") or not is_card, is_card=is_card)
     return await authorize.run(
-        gw, key, request, acquirer, op_id, rest, resumed=resumed,
+        gw, key, request, acquirer, op_id, rest, resumed=resumed, committed=committed,
         before_settle=lambda conn, op, outcome: saved_methods.save_on_success(conn, gw, resolved, op, outcome))
 
 

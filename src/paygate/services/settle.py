@@ -8,6 +8,7 @@ ledger entries, same single event. Every function here runs inside the caller's 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,6 +128,60 @@ async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code
     except NotAllowed:
         moved = None
     return moved if moved is not None else await _write(conn, p, unwritten, resolving)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A card authorization's final answer for its pending payment, computed as `settle` applies it (through
+    `_apply`: `fail`, `capture_money` or `move` to authorized) but without writing: for the create's outcome
+    in one statement (services/authorize.py `_conclude_at_once`, docs/decisions/0026)."""
+
+    row: Row  # the payment as it will be stored: what its event and the answer show
+    event_type: str
+    journal: list[postings.Posting]  # the capture's postings; empty for none
+    resolution: bank_ops.Resolution
+
+
+def plan_authorization(gw: Gateway, p: Row, op_id: str, op_acquirer: str, outcome: str, failure_code: str | None,
+                       now: datetime, acquirer_reference: str | None, capture_reference: str | None,
+                       also: Mapping[str, Any]) -> Planned | None:
+    """What `settle(op_id, …, locked=(p, op), also=also)` would write for the pending authorization `op` of
+    the pending card payment `p` — or None where it would do more than this covers (a receipt to queue, an
+    order to pay: those keep settle's path). Keep it in step with `settle`, `_apply`, `move`, `fail` and
+    `capture_money` (tests/integration/test_outcome_at_once.py compares the two paths' rows)."""
+    if outcome not in ("succeeded", "failed") or p["status"] != Status.PENDING or p["method_type"] != "card":
+        return None
+    if p["order_id"] or p.get("receipt_email") or p.get("customer"):  # capture_money's order and receipt
+        return None
+    p = {**p, **also}
+    ok = outcome == "succeeded"
+    if ok and op_acquirer == p["acquirer"]:
+        refs = {**views.NO_REFERENCES, **(p.get("acquirer_references") or {})}
+        refs["authorization"] = acquirer_reference
+        if capture_reference is not None:
+            refs["capture"] = capture_reference
+        p = {**p, "acquirer_references": refs}
+    journal: list[postings.Posting] = []
+    fields: dict[str, Any]
+    if not ok:
+        code = failure_code or "processing_error"
+        target = Status.FAILED
+        fields = {"failure_code": code, "failure_message": FAILURE_MESSAGES.get(code, "The payment failed.")}
+    elif p["capture_method"] == "automatic":
+        fee = fee_for(p["amount"], gw.settings.fee_bps, gw.settings.fee_fixed)
+        target = Status.CAPTURED
+        fields = {"amount_captured": p["amount"], "amount_fee": fee, "authorization_expires_at": None}
+        journal = postings.capture_postings(p["amount"], fee)
+    else:
+        target = Status.AUTHORIZED
+        fields = {"authorization_expires_at": p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)}
+    event_type = event_for(target, method_type=p["method_type"])
+    if event_type is None:
+        return None
+    history = [*p["status_history"], {"status": target.value, "at": views.ts(now)}]
+    row = {**p, "status": target.value, "status_history": history, "updated_at": now, **fields}
+    return Planned(row, event_type, journal,
+                   bank_ops.Resolution(op_id, outcome, failure_code, now, acquirer_reference))
 
 
 async def _write(conn: Conn, p: Row, unwritten: dict[str, Any], resolving: bank_ops.Resolution | None) -> Row:

@@ -114,12 +114,10 @@ async def record_attempt(
     after it. An answered attempt at a healthy acquirer (the hot path) takes no lock on the breaker."""
     if result not in health.RESULTS:
         raise ValueError(f"unknown attempt result {result!r}")
-    # the attempt and the breaker as committed, in one statement (the hot path's only read here)
-    row = await fetch_one(
-        conn,
-        "WITH attempt AS (INSERT INTO acquirer_attempts (payment_id, merchant_id, acquirer, result, failure_code, at) "
-        "VALUES (%s, %s, %s, %s, %s, %s)) SELECT * FROM acquirer_health WHERE acquirer = %s",
-        (payment_id, merchant_id, acquirer, result, failure_code, at, acquirer))
+    # the attempt and the breaker as committed, in one statement (the hot path's only read here; migration
+    # 0016's function, which the outcome phase's function calls too)
+    row = await fetch_one(conn, "SELECT * FROM paygate_record_attempt(%s, %s, %s, %s, %s, %s)",
+                          (payment_id, merchant_id, acquirer, result, failure_code, at))
     current = _breaker(row)
     if not health.needs_write(current, result):
         return current

@@ -22,19 +22,8 @@ async def emit(
     One statement whose result nobody waits for, so that in pipeline mode it costs no round trip of its own.
     """
     await conn.execute(
-        "WITH ev AS (INSERT INTO events (id, merchant_id, type, object_id, data, created_at) "
-        "VALUES (%(id)s, %(m)s, %(t)s, %(o)s, %(d)s::json, %(now)s) ON CONFLICT (object_id, type) DO NOTHING "
-        "RETURNING id), "
-        "ep AS (SELECT e.id AS endpoint_id FROM webhook_endpoints e "
-        "WHERE e.merchant_id = %(m)s AND NOT e.deleted AND NOT e.disabled "
-        "AND (e.enabled_events @> ARRAY['*'] OR e.enabled_events @> ARRAY[%(t)s]::text[]) "
-        "AND EXISTS (SELECT 1 FROM ev)), "
-        "d AS (INSERT INTO webhook_deliveries (id, merchant_id, endpoint_id, event_id, event_type, next_attempt_at, "
-        "created_at, updated_at) SELECT paygate_id('wd'), %(m)s, ep.endpoint_id, %(id)s, %(t)s, %(now)s, "
-        "%(now)s, %(now)s FROM ep RETURNING 1) "
-        f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM d LIMIT 1) AS any_delivery",
-        {"id": event_id, "m": merchant_id, "t": type, "o": object_id, "d": orjson.dumps(data).decode(),
-         "now": now},
+        b"SELECT paygate_emit_event(%s, %s, %s, %s, %s::json, %s)",  # migration 0016, shared with the outcome phase
+        (event_id, merchant_id, type, object_id, orjson.dumps(data).decode(), now),
     )
 
 

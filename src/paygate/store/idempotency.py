@@ -68,12 +68,9 @@ async def checkpoint(conn: Conn, merchant_id: str, key: str, point: str, resourc
 
 
 async def store_response(conn: Conn, merchant_id: str, key: str, status: int, body: bytes) -> None:
-    await conn.execute(
-        "UPDATE idempotency_keys SET response_status = %s, response_body = %s, locked_until = NULL, "
-        "recovery_point = 'finished', updated_at = now() WHERE merchant_id = %s AND key = %s "
-        "AND response_status IS NULL",  # the first final answer stands
-        (status, body, merchant_id, key),
-    )
+    """The key's final answer; the first one stands (migration 0016's function, which the outcome phase's
+    function calls too)."""
+    await conn.execute(b"SELECT paygate_finish_key(%s, %s, %s, %s)", (merchant_id, key, status, body))
 
 
 async def release(conn: Conn, merchant_id: str, key: str) -> None:

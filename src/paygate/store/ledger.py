@@ -17,19 +17,19 @@ async def post(
     if not postings:
         return None
     journal_id = new_id("jrn")
-    # One statement, one round trip: the journal and all its postings.
+    # One statement, one round trip: the journal and all its postings (migration 0016's function, which the
+    # outcome phase's function calls too: one copy of the SQL).
     await conn.execute(
-        "WITH j AS (INSERT INTO ledger_journals (id, merchant_id, kind, currency, payment_id, refund_id, created_at) "
-        "VALUES (%(j)s, %(m)s, %(k)s, %(c)s, %(p)s, %(r)s, %(now)s)) "
-        "INSERT INTO ledger_entries (id, journal_id, merchant_id, account, direction, amount, currency, payment_id, "
-        "refund_id, created_at) SELECT e.id, %(j)s, %(m)s, e.account, e.direction, e.amount, %(c)s, %(p)s, %(r)s, "
-        "%(now)s FROM unnest(%(ids)s::text[], %(accounts)s::text[], %(dirs)s::text[], %(amounts)s::bigint[]) "
-        "AS e(id, account, direction, amount)",
-        {"j": journal_id, "m": merchant_id, "k": kind, "c": currency, "p": payment_id, "r": refund_id, "now": now,
-         "ids": [new_id("led") for _ in postings], "accounts": [p.account for p in postings],
-         "dirs": [p.direction for p in postings], "amounts": [p.amount for p in postings]},
+        b"SELECT paygate_post_journal(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s::bigint[])",
+        (journal_id, merchant_id, kind, currency, payment_id, refund_id, now, *columns(postings)),
     )
     return journal_id
+
+
+def columns(postings: list[Posting]) -> tuple[list[str], list[str], list[str], list[int]]:
+    """The postings as paygate_post_journal takes them: entry ids, accounts, directions, amounts."""
+    return ([new_id("led") for _ in postings], [p.account for p in postings], [p.direction for p in postings],
+            [p.amount for p in postings])
 
 
 async def balance(conn: Conn, merchant_id: str) -> list[Row]:
