@@ -28,7 +28,7 @@ from paygate.domain import idempotency as rules
 from paygate.errors import IdempotencyError, InvalidRequest, PaygateError
 from paygate.services.gateway import Outcome
 from paygate.store import idempotency as keys
-from paygate.store.db import Conn, Row, transaction
+from paygate.store.db import Conn, Row, Write, run, transaction
 
 Namespace = Literal["secret", "publishable", "checkout", "dashboard"]
 # Between a namespace and the client's key: outside the printable ASCII a key is made of, so no key a
@@ -69,13 +69,28 @@ class KeyHandle:
     lock_s: float = 0.0
 
     async def checkpoint(self, conn: Conn, point: str, resource_id: str | None) -> None:
-        if self.key is not None and self.fresh:
-            await keys.insert(conn, merchant_id=self.merchant_id, key=self.key, method=self.method, path=self.path,
-                              fingerprint=self.fingerprint, lock_s=self.lock_s, recovery_point=point,
-                              resource_id=resource_id)
+        write = self.checkpoint_write(point, resource_id)
+        if write is not None:
+            await run(conn, write)
+        self.checkpointed(point, resource_id)
+
+    def checkpoint_write(self, point: str, resource_id: str | None) -> Write | None:
+        """`checkpoint`'s write, not sent: for a phase that sends it with its own writes in one statement
+        (store/intents.py). The caller calls `checkpointed` once that statement has succeeded; until then the
+        handle is unchanged, so a failed statement leaves it as it was (a fresh key still not ours to
+        release). None without a key."""
+        if self.key is None:
+            return None
+        if self.fresh:
+            return keys.insert_write(merchant_id=self.merchant_id, key=self.key, method=self.method, path=self.path,
+                                     fingerprint=self.fingerprint, lock_s=self.lock_s, recovery_point=point,
+                                     resource_id=resource_id)
+        return keys.checkpoint_write(self.merchant_id, self.key, point, resource_id)
+
+    def checkpointed(self, point: str, resource_id: str | None) -> None:
+        """The key's row now holds this recovery point (and exists, if it was fresh)."""
+        if self.key is not None:
             self.fresh = False
-        elif self.key is not None:
-            await keys.checkpoint(conn, self.merchant_id, self.key, point, resource_id)
         self.recovery_point, self.resource_id = point, resource_id
 
     async def finish(self, conn: Conn, outcome: Outcome) -> None:

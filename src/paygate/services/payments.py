@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from paygate import crashpoints
@@ -28,7 +28,7 @@ from paygate.services.acquiring import ask
 from paygate.services.gateway import Gateway, Outcome, Principal, utcnow
 from paygate.services.idempotency import KeyHandle
 from paygate.services.settle import FAILURE_MESSAGES, emit, fail, move, settle
-from paygate.store import bank_ops, orders, payments
+from paygate.store import bank_ops, intents, orders, payments
 from paygate.store.db import Conn, Row, pipelined
 
 # How long the recovery worker leaves a fresh intent to the request that made it.
@@ -113,11 +113,16 @@ async def _resolve_amount(conn: Conn, who: Principal, req: NewPayment, max_faile
         if req.currency is not None and req.currency != order["currency"]:
             raise InvalidRequest("parameter_invalid", "currency must equal the order's currency.", param="currency")
         return order["amount"], order["currency"], order
+    return (*_amount(req), None)
+
+
+def _amount(req: NewPayment) -> tuple[int, str]:
+    """A payment without an order: its own amount and currency, both required."""
     if req.amount is None:
         raise InvalidRequest("parameter_missing", "amount is required.", param="amount")
     if req.currency is None:
         raise InvalidRequest("parameter_missing", "currency is required.", param="currency")
-    return req.amount, req.currency, None
+    return req.amount, req.currency
 
 
 async def _facts(gw: Gateway, who: Principal, req: NewPayment, pm: Mapping[str, Any]) -> Facts:
@@ -131,6 +136,75 @@ async def _facts(gw: Gateway, who: Principal, req: NewPayment, pm: Mapping[str, 
             amount, currency = order["amount"], order["currency"]
     brand = cards.brand(pm["card"]["number"]) if pm["type"] == "card" else None  # the resolved method
     return Facts(amount=amount or 0, currency=(currency or "").upper(), method=pm["type"], card_brand=brand)
+
+
+def _values(gw: Gateway, who: Principal, req: NewPayment, resolved: saved_methods.Resolved, payment_id: str,
+            amount: int, currency: str, now: datetime, status: Status, acquirer: str | None) -> dict[str, Any]:
+    """The new payment's row. `acquirer`: where the first attempt goes, recorded with the payment and its
+    intent in one transaction (None: no attempt, the card is expired)."""
+    is_card = resolved.method["type"] == "card"
+    return {
+        "id": payment_id, "merchant_id": who.merchant_id, "status": status.value, "amount": amount,
+        "currency": currency, "capture_method": req.capture_method if is_card else "automatic",
+        "method_type": resolved.method["type"],
+        "payment_method": saved_methods.public_method(resolved, gw.settings.fingerprint_key),
+        "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
+        "metadata": req.metadata, "status_history": [{"status": status.value, "at": views.ts(now)}],
+        "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
+        "customer": resolved.customer, "return_url": req.return_url, "acquirer": acquirer,
+    }
+
+
+async def _card_intent(gw: Gateway, key: KeyHandle, values: dict[str, Any], op_id: str, now: datetime) -> Row:
+    """The common intent — a card, no order, no challenge — as one statement, its own transaction: the key's
+    row (inserted or checkpointed), the payment and its authorization's operation, all or nothing, as the
+    pipelined transaction of `_intent` writes them (decision 0025). A concurrent duplicate fails this
+    statement on the key's primary key (`idempotency.execute` starts it over); a crash before it returns
+    leaves nothing or everything committed: the retry starts afresh, or resumes at `payment_created`, or the
+    recovery worker finds the operation. Returns the payment as committed."""
+    payment_id = values["id"]
+    payment, row = payments.insert_write(values)
+    operation = bank_ops.insert_write(id=op_id, merchant_id=values["merchant_id"], payment_id=payment_id,
+                                      kind="authorization", amount=values["amount"], acquirer=values["acquirer"],
+                                      next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+    checkpoint = key.checkpoint_write("payment_created", payment_id)
+    async with gw.pool.connection() as conn:
+        await intents.commit(conn, [payment, operation] if checkpoint is None else [checkpoint, payment, operation])
+    key.checkpointed("payment_created", payment_id)
+    return row
+
+
+async def _intent(gw: Gateway, who: Principal, req: NewPayment, resolved: saved_methods.Resolved, key: KeyHandle,
+                  plan: list[str], payment_id: str, op_id: str, now: datetime, *, challenge: bool,
+                  expired: bool) -> tuple[int, str, str] | Outcome:
+    """Every other intent, in one pipelined transaction: an order's payment (under the order's lock), a
+    challenge, UPI (its `payment.pending` event) — or an expired card, failed here: its answer."""
+    is_card = resolved.method["type"] == "card"
+    async with pipelined(gw.pool) as conn:
+        amount, currency, order = await _resolve_amount(conn, who, req, gw.settings.order_max_failed_payments)
+        status = Status.REQUIRES_ACTION if challenge and not expired else Status.PENDING
+        acquirer = None if expired else plan[0]
+        p = await payments.insert(conn, _values(gw, who, req, resolved, payment_id, amount, currency, now, status,
+                                                acquirer))
+        if order is not None:
+            await orders.mark_attempted(conn, order["id"], now)
+        if expired:  # no need to ask the bank: the card cannot be charged
+            p = await fail(conn, p, "expired_card", now)
+            outcome = render(p)
+            await key.finish(conn, outcome)
+            return outcome
+        assert acquirer is not None
+        await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
+                              kind="authentication" if challenge else "authorization", amount=amount,
+                              acquirer=acquirer, next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
+        if challenge:  # the acquirer that authenticates is the one that will authorize (decision 0018)
+            await saved_methods.hold_for_challenge(conn, gw, resolved, payment_id, who.merchant_id, now)
+            await key.checkpoint(conn, authentication.CHECKPOINT, payment_id)
+        if not is_card:  # UPI waits for the customer: its `pending` is an observable state
+            await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
+        if not challenge:
+            await key.checkpoint(conn, "payment_created", payment_id)
+    return amount, currency, acquirer
 
 
 async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -> Outcome:
@@ -152,43 +226,18 @@ async def create(gw: Gateway, who: Principal, req: NewPayment, key: KeyHandle) -
         now = utcnow()
         payment_id, op_id = new_id("pay"), new_id("bop")
         expired = is_card and cards.is_expired(pm["card"]["exp_month"], pm["card"]["exp_year"], now)
-        async with pipelined(gw.pool) as conn:
-            amount, currency, order = await _resolve_amount(conn, who, req, gw.settings.order_max_failed_payments)
-            values: dict[str, Any] = {
-                "id": payment_id, "merchant_id": who.merchant_id, "status": "pending", "amount": amount,
-                "currency": currency, "capture_method": req.capture_method if is_card else "automatic",
-                "method_type": pm["type"],
-                "payment_method": saved_methods.public_method(resolved, gw.settings.fingerprint_key),
-                "order_id": req.order_id, "customer_id": req.customer_id, "description": req.description,
-                "metadata": req.metadata, "status_history": [{"status": "pending", "at": views.ts(now)}],
-                "created_at": now, "updated_at": now, "receipt_email": req.receipt_email,
-                "customer": resolved.customer, "return_url": req.return_url,
-            }
-            if challenge and not expired:
-                values["status"] = Status.REQUIRES_ACTION.value
-                values["status_history"] = [{"status": Status.REQUIRES_ACTION.value, "at": views.ts(now)}]
-            # where the first attempt goes, recorded with the payment and its intent in one transaction
-            acquirer = None if expired else plan[0]
-            p = await payments.insert(conn, {**values, "acquirer": acquirer})
-            if order is not None:
-                await orders.mark_attempted(conn, order["id"], now)
-            if expired:  # no need to ask the bank: the card cannot be charged
-                p = await fail(conn, p, "expired_card", now)
-                outcome = render(p)
-                await key.finish(conn, outcome)
-                return outcome
-            assert acquirer is not None
-            await bank_ops.insert(conn, id=op_id, merchant_id=who.merchant_id, payment_id=payment_id,
-                                  kind="authentication" if challenge else "authorization", amount=amount,
-                                  acquirer=acquirer, next_attempt_at=now + timedelta(seconds=RECOVERY_GRACE_S))
-            if challenge:  # the acquirer that authenticates is the one that will authorize (decision 0018)
-                await saved_methods.hold_for_challenge(conn, gw, resolved, payment_id, who.merchant_id, now)
-                await key.checkpoint(conn, authentication.CHECKPOINT, payment_id)
-            if not is_card:  # UPI waits for the customer: its `pending` is an observable state
-                await emit(conn, who.merchant_id, "payment.pending", views.payment(p), now)
-            if not challenge:
-                await key.checkpoint(conn, "payment_created", payment_id)
-            committed = None if resolved.save else p  # saving the card keeps the ordinary outcome
+        if is_card and req.order_id is None and not challenge and not expired:  # the common case (decision 0025)
+            amount, currency = _amount(req)
+            acquirer = plan[0]
+            p = await _card_intent(gw, key, _values(gw, who, req, resolved, payment_id, amount, currency, now,
+                                                    Status.PENDING, acquirer), op_id, now)
+            committed = None if resolved.save else p  # saving the card keeps the ordinary outcome (decision 0026)
+        else:
+            begun = await _intent(gw, who, req, resolved, key, plan, payment_id, op_id, now, challenge=challenge,
+                                  expired=expired)
+            if isinstance(begun, Outcome):  # an expired card: failed without asking the bank
+                return begun
+            amount, currency, acquirer = begun
         if challenge:
             return await authentication.begin(gw, key, payment_id=payment_id, op_id=op_id, acquirer=acquirer,
                                               amount=amount, currency=currency, payment_method=_for_bank(pm),

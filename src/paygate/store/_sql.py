@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Json
 
+from paygate.store.db import Write
+
 
 def adapt(value: Any) -> Any:
     return Json(value) if isinstance(value, dict | list) else value
+
+
+def together(writes: Sequence[Write]) -> Write:
+    """Several writes as one statement: the first ones as data-modifying CTEs, the last as the main query.
+
+    PostgreSQL runs every sub-statement to completion whether or not anything reads it, all under one
+    snapshot, and checks foreign keys at the end of the whole statement (so a row may reference one inserted
+    by another sub-statement). On an autocommit connection that statement is its own transaction: one round
+    trip, one commit, all or nothing. The order of the sub-statements among themselves is unspecified: only
+    writes that do not read each other's rows go together. A write that is itself a WITH cannot be nested."""
+    assert writes, "nothing to write"
+    assert not any(w.sql.lstrip().upper().startswith("WITH") for w in writes), "WITH inside WITH"
+    *first, last = writes
+    if not first:
+        return last
+    ctes = ", ".join(f"w{i} AS ({w.sql})" for i, w in enumerate(first))
+    return Write(f"WITH {ctes} {last.sql}", tuple(p for w in writes for p in w.params))
 
 
 def set_clause(fields: dict[str, Any], allowed: frozenset[str]) -> tuple[str, list[Any]]:

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from paygate.store.db import Conn, Row, fetch_all, fetch_one
+from paygate.store.db import Conn, Row, Write, fetch_all, fetch_one, run
+
+
+def insert_write(
+    *, id: str, merchant_id: str, payment_id: str, kind: str, amount: int, acquirer: str, next_attempt_at: datetime,
+    refund_id: str | None = None,
+) -> Write:
+    """The common insert (no authentication), not sent yet: `insert` sends it, or a phase with its others."""
+    return Write("INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer,"
+                 " next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                 (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at))
 
 
 async def insert(
@@ -14,11 +24,9 @@ async def insert(
     next_attempt_at: datetime, refund_id: str | None = None, authentication_ref: str | None = None,
 ) -> None:
     if authentication_ref is None:  # the common case, unchanged
-        await conn.execute(
-            "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer,"
-            " next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at),
-        )
+        await run(conn, insert_write(id=id, merchant_id=merchant_id, payment_id=payment_id, kind=kind,
+                                     amount=amount, acquirer=acquirer, next_attempt_at=next_attempt_at,
+                                     refund_id=refund_id))
         return
     await conn.execute(
         "INSERT INTO bank_operations (id, merchant_id, payment_id, refund_id, kind, amount, acquirer, next_attempt_at,"

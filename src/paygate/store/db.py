@@ -7,6 +7,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -145,3 +146,17 @@ async def fetch_one(conn: Conn, sql: str, params: Any = None) -> Row | None:
 async def fetch_all(conn: Conn, sql: str, params: Any = None) -> list[Row]:
     cur = await conn.execute(sql.encode(), params)
     return await cur.fetchall()
+
+
+@dataclass(frozen=True)
+class Write:
+    """One data-modifying statement, built but not sent: its store module's only copy of that SQL. The module
+    sends it alone (`run`), or a phase sends several as one statement (store/_sql.py `together`)."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+async def run(conn: Conn, write: Write) -> None:
+    """Send one write (queued, in a pipeline: its result is not read)."""
+    await conn.execute(write.sql.encode(), write.params)

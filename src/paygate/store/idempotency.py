@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from paygate.store.db import Conn, Row, fetch_all, fetch_one
+from paygate.store.db import Conn, Row, Write, fetch_all, fetch_one, run
 
 
 async def get(conn: Conn, merchant_id: str, key: str) -> Row | None:
@@ -13,19 +13,28 @@ async def get(conn: Conn, merchant_id: str, key: str) -> Row | None:
     )
 
 
-async def insert(
-    conn: Conn, *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, lock_s: float,
+def insert_write(
+    *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, lock_s: float,
     recovery_point: str, resource_id: str | None, response: tuple[int, bytes] | None = None,
-) -> None:
+) -> Write:
     """A key's first row, written by the first phase of its request. A duplicate key fails on the primary
     key when the phase commits (no ON CONFLICT: nobody waits for this statement's result)."""
     status, body = response if response is not None else (None, None)
-    await conn.execute(
+    return Write(
         "INSERT INTO idempotency_keys (merchant_id, key, method, path, fingerprint, locked_until, recovery_point, "
         "resource_id, response_status, response_body) VALUES (%s, %s, %s, %s, %s, "
         "CASE WHEN %s::int IS NULL THEN now() + make_interval(secs => %s) END, %s, %s, %s, %s)",
         (merchant_id, key, method, path, fingerprint, status, lock_s, recovery_point, resource_id, status, body),
     )
+
+
+async def insert(
+    conn: Conn, *, merchant_id: str, key: str, method: str, path: str, fingerprint: bytes, lock_s: float,
+    recovery_point: str, resource_id: str | None, response: tuple[int, bytes] | None = None,
+) -> None:
+    await run(conn, insert_write(merchant_id=merchant_id, key=key, method=method, path=path, fingerprint=fingerprint,
+                                 lock_s=lock_s, recovery_point=recovery_point, resource_id=resource_id,
+                                 response=response))
 
 
 async def insert_finished_if_absent(
@@ -59,12 +68,16 @@ async def take_lease(conn: Conn, merchant_id: str, key: str, lock_s: float) -> N
     )
 
 
-async def checkpoint(conn: Conn, merchant_id: str, key: str, point: str, resource_id: str | None) -> None:
-    await conn.execute(
+def checkpoint_write(merchant_id: str, key: str, point: str, resource_id: str | None) -> Write:
+    return Write(
         "UPDATE idempotency_keys SET recovery_point = %s, resource_id = %s, updated_at = now() "
         "WHERE merchant_id = %s AND key = %s",
         (point, resource_id, merchant_id, key),
     )
+
+
+async def checkpoint(conn: Conn, merchant_id: str, key: str, point: str, resource_id: str | None) -> None:
+    await run(conn, checkpoint_write(merchant_id, key, point, resource_id))
 
 
 async def store_response(conn: Conn, merchant_id: str, key: str, status: int, body: bytes) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from paygate.store import bank_ops
 from paygate.store._sql import Page, adapt, set_clause
-from paygate.store.db import Conn, Row, fetch_all, fetch_one
+from paygate.store.db import Conn, Row, Write, fetch_all, fetch_one, run
 
 _UPDATABLE = frozenset({
     "status", "amount_captured", "amount_refunded", "amount_refund_reserved", "amount_fee", "failure_code",
@@ -31,14 +31,21 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_INSERT = f"INSERT INTO payments ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+
+
+def insert_write(values: dict[str, Any]) -> tuple[Write, Row]:
+    """The insert, not sent yet, and the row as it will be stored (built here rather than read back: no
+    round trip of its own in a pipeline); `values` must hold every column of `_COLUMNS`."""
+    return (Write(_INSERT, tuple(adapt(values.get(c)) for c in _COLUMNS)),
+            {**_DEFAULTS, **{c: values.get(c) for c in _COLUMNS}})
+
+
 async def insert(conn: Conn, values: dict[str, Any]) -> Row:
-    """Insert and return the row as stored, built here rather than read back (no round trip of its own in a
-    pipeline); `values` must hold every column of `_COLUMNS`."""
-    cols = ", ".join(_COLUMNS)
-    marks = ", ".join(["%s"] * len(_COLUMNS))
-    await conn.execute(f"INSERT INTO payments ({cols}) VALUES ({marks})".encode(),
-                       [adapt(values.get(c)) for c in _COLUMNS])
-    return {**_DEFAULTS, **{c: values.get(c) for c in _COLUMNS}}
+    """Insert and return the row as stored (`insert_write`)."""
+    write, row = insert_write(values)
+    await run(conn, write)
+    return row
 
 
 async def get(conn: Conn, merchant_id: str, payment_id: str) -> Row | None:
