@@ -76,14 +76,25 @@ async def _not_plainly_up(gw: Gateway, acquirer: str) -> None:
 @pytest.mark.parametrize(("capture_method", "behaviour"), [
     ("automatic", Behaviour.APPROVE), ("manual", Behaviour.APPROVE), ("automatic", Behaviour.DECLINE)])
 async def test_one_statement_writes_what_the_ordinary_path_writes(
-        gw: Gateway, who: Principal, alpha: MemoryAcquirer, capture_method: str, behaviour: Behaviour) -> None:
+        gw: Gateway, who: Principal, alpha: MemoryAcquirer, capture_method: str, behaviour: Behaviour,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     await webhook_endpoints.create_endpoint(gw, who, url="https://example.com/hook", enabled_events=["*"],
                                    description=None, key=idempotency.KeyHandle(who.merchant_id, None))
+    answers: list[bool] = []  # what the one statement answered: both runs must ask it, only the first may apply
+    conclude = outcomes.conclude_authorization
+
+    async def spied(*args: Any, **kwargs: Any) -> bool:
+        answers.append(await conclude(*args, **kwargs))
+        return answers[-1]
+
+    monkeypatch.setattr(outcomes, "conclude_authorization", spied)
     alpha.script(OpKind.AUTHORIZATION, behaviour)
     fast, fast_replay = await _create(gw, who, capture_method, "k-fast")
+    assert answers == [True]  # the fast run did take the one statement
     alpha.script(OpKind.AUTHORIZATION, behaviour)
     await _not_plainly_up(gw, "alpha")
     slow, slow_replay = await _create(gw, who, capture_method, "k-slow")
+    assert answers == [True, False]  # and the slow one was refused it: the ordinary path wrote
     async with gw.pool.connection() as conn:  # the ordinary path did take the breaker's write
         breaker = await fetch_one(conn, "SELECT consecutive_failures FROM acquirer_health WHERE acquirer = 'alpha'")
     assert breaker == {"consecutive_failures": 0}

@@ -152,8 +152,8 @@ async def move_on(gw: Gateway, op_id: str, acquirer: str, a: Attempt, nxt: str, 
     async with pipelined(gw.pool) as conn:
         now = utcnow()
         p, op = await bank_ops.lock_with_payment(conn, op_id)
-        if op["status"] != "pending" or p["status"] != waiting:
-            return None
+        if op["status"] != "pending" or p["status"] != waiting or p["acquirer"] != acquirer:
+            return None  # another request or recovery moved it meanwhile: not this request's to move
         await bank_ops.resolve(conn, op_id, "failed", NOT_PROCESSED, now)
         attempted = await _record_health(conn, gw, p, acquirer, a, now)
         new_op = new_id("bop")
@@ -181,6 +181,8 @@ async def _conclude_at_once(gw: Gateway, key: KeyHandle, committed: Row, op_id: 
     moved them, or the case is not covered): the caller concludes the ordinary way."""
     from paygate.services.payments import render  # one rendering of a create answer (payments imports us)
 
+    # key.fresh: a key whose row this request has not written (never so after payments._card_intent, which
+    # writes it with the intent; kept so that the function's key update can never miss its row)
     if a.verdict not in ("succeeded", "declined") or key.fresh:
         return None
     now = utcnow()

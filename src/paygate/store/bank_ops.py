@@ -40,18 +40,23 @@ async def get(conn: Conn, op_id: str) -> Row | None:
 
 
 async def lock_with_payment(conn: Conn, op_id: str) -> tuple[Row, Row]:
-    """(payment, operation), the payment locked FOR UPDATE: one round trip instead of three."""
-    row = await fetch_one(
-        conn,
-        "SELECT p.*, o.id AS op_id, o.payment_id AS op_payment_id, o.refund_id AS op_refund_id, o.kind AS op_kind, "
-        "o.amount AS op_amount, o.status AS op_status, o.acquirer AS op_acquirer "
-        "FROM bank_operations o JOIN payments p ON p.id = o.payment_id "
-        "WHERE o.id = %s FOR UPDATE OF p",
-        (op_id,),
-    )
-    assert row is not None, op_id
-    op = {k[3:]: row.pop(k) for k in list(row) if k.startswith("op_")}
-    return row, op
+    """(payment, operation), the payment locked FOR UPDATE, the operation read once the lock is held.
+
+    Two statements, not one join: a join that waits for the payment's lock returns the payment as committed
+    by the holder but the operation as it was *before* the wait (READ COMMITTED re-checks only the locked
+    row), so a request that waited behind another's settle or failover would see an operation still
+    `pending` that the other had just resolved — and resolve it again, or fail over a second time. The
+    second statement takes its snapshot after the first returned, when the lock is held, and an operation's
+    status changes only under its payment's lock. In pipeline mode both go out together: one round trip."""
+    locking = await conn.execute(
+        b"SELECT * FROM payments WHERE id = (SELECT payment_id FROM bank_operations WHERE id = %s) FOR UPDATE",
+        (op_id,))
+    reading = await conn.execute(
+        b"SELECT id, payment_id, refund_id, kind, amount, status, acquirer FROM bank_operations WHERE id = %s",
+        (op_id,))
+    payment, op = await locking.fetchone(), await reading.fetchone()
+    assert payment is not None and op is not None, op_id
+    return payment, op
 
 
 async def pending_for_payment(conn: Conn, payment_id: str, kind: str) -> Row | None:

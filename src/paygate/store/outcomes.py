@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from paygate.domain.ids import new_id
@@ -35,6 +36,8 @@ async def conclude_authorization(
     """Apply the outcome if the payment (`was`: as the request committed it) and its operation are unchanged;
     False when they are not (nothing written: the caller takes the ordinary path). `conn` must be in
     autocommit mode and outside a pipeline: the statement is the transaction, and its answer is read."""
+    # inside a caller's transaction 'done' would commit only with it: not what the caller is told
+    assert conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE, "its own transaction"
     entry_ids, accounts, directions, amounts = ledger.columns(journal)
     key_merchant, key_name = key if key is not None else (None, None)
     got = await fetch_one(conn, _CALL.decode(), (
