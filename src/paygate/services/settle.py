@@ -44,6 +44,30 @@ async def emit(conn: Conn, merchant_id: str, type: str, obj: dict[str, Any], now
                       data=obj, now=now)
 
 
+# What each transition writes besides the status, computed once for both of its writers: the statements here
+# and plan_authorization's one statement (docs/decisions/0026).
+def _history(p: Row, target: Status, now: datetime) -> list[dict[str, Any]]:
+    history = list(p["status_history"])
+    if target.value != p["status"]:
+        history.append({"status": target.value, "at": views.ts(now)})
+    return history
+
+
+def _failed_fields(code: str) -> dict[str, Any]:
+    return {"failure_code": code, "failure_message": FAILURE_MESSAGES.get(code, "The payment failed.")}
+
+
+def _captured_fields(gw: Gateway, amount: int) -> tuple[dict[str, Any], list[postings.Posting]]:
+    """The captured payment's amounts, and the journal's postings that record the money taken."""
+    fee = fee_for(amount, gw.settings.fee_bps, gw.settings.fee_fixed)
+    fields = {"amount_captured": amount, "amount_fee": fee, "authorization_expires_at": None}
+    return fields, postings.capture_postings(amount, fee)
+
+
+def _authorized_fields(gw: Gateway, p: Row) -> dict[str, Any]:
+    return {"authorization_expires_at": p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)}
+
+
 async def move(conn: Conn, p: Row, target: Status, now: datetime, *, unwritten: Mapping[str, Any] | None = None,
                resolving: bank_ops.Resolution | None = None, **fields: Any) -> Row:
     """Move a locked payment to `target`, appending to its history and emitting the status's event.
@@ -55,10 +79,8 @@ async def move(conn: Conn, p: Row, target: Status, now: datetime, *, unwritten: 
     current = Status(p["status"])
     if not can_transition(current, target):
         raise NotAllowed(f"{current} -> {target}")
-    history = list(p["status_history"])
-    if target is not current:
-        history.append({"status": target.value, "at": views.ts(now)})
-    row = await payments.update(conn, p, {**(unwritten or {}), "status": target.value, "status_history": history,
+    row = await payments.update(conn, p, {**(unwritten or {}), "status": target.value,
+                                          "status_history": _history(p, target, now),
                                           "updated_at": now, **fields}, resolving=resolving)
     event_type = event_for(target, method_type=row["method_type"]) if target is not current else None
     if event_type:
@@ -70,11 +92,10 @@ async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datet
                         unwritten: Mapping[str, Any] | None = None,
                         resolving: bank_ops.Resolution | None = None) -> Row:
     """Money taken: the payment becomes `captured`, the ledger records it, the order may become paid."""
-    fee = fee_for(amount, gw.settings.fee_bps, gw.settings.fee_fixed)
-    row = await move(conn, p, Status.CAPTURED, now, unwritten=unwritten, resolving=resolving, amount_captured=amount,
-                     amount_fee=fee, authorization_expires_at=None)
+    fields, journal = _captured_fields(gw, amount)
+    row = await move(conn, p, Status.CAPTURED, now, unwritten=unwritten, resolving=resolving, **fields)
     await ledger.post(conn, merchant_id=row["merchant_id"], kind="capture", currency=row["currency"],
-                      postings=postings.capture_postings(amount, fee), now=now, payment_id=row["id"])
+                      postings=journal, now=now, payment_id=row["id"])
     await emails.queue_payment_receipt(conn, row, now)  # beside payment.captured, in its transaction
     if row["order_id"]:
         order = await orders.add_paid(conn, row["order_id"], amount, now)
@@ -85,8 +106,7 @@ async def capture_money(conn: Conn, gw: Gateway, p: Row, amount: int, now: datet
 
 async def fail(conn: Conn, p: Row, code: str, now: datetime, *, unwritten: Mapping[str, Any] | None = None,
                resolving: bank_ops.Resolution | None = None) -> Row:
-    return await move(conn, p, Status.FAILED, now, unwritten=unwritten, resolving=resolving, failure_code=code,
-                      failure_message=FAILURE_MESSAGES.get(code, "The payment failed."))
+    return await move(conn, p, Status.FAILED, now, unwritten=unwritten, resolving=resolving, **_failed_fields(code))
 
 
 async def settle(conn: Conn, gw: Gateway, op_id: str, outcome: str, failure_code: str | None,
@@ -164,22 +184,16 @@ def plan_authorization(gw: Gateway, p: Row, op_id: str, op_acquirer: str, outcom
     journal: list[postings.Posting] = []
     fields: dict[str, Any]
     if not ok:
-        code = failure_code or "processing_error"
-        target = Status.FAILED
-        fields = {"failure_code": code, "failure_message": FAILURE_MESSAGES.get(code, "The payment failed.")}
+        target, fields = Status.FAILED, _failed_fields(failure_code or "processing_error")
     elif p["capture_method"] == "automatic":
-        fee = fee_for(p["amount"], gw.settings.fee_bps, gw.settings.fee_fixed)
         target = Status.CAPTURED
-        fields = {"amount_captured": p["amount"], "amount_fee": fee, "authorization_expires_at": None}
-        journal = postings.capture_postings(p["amount"], fee)
+        fields, journal = _captured_fields(gw, p["amount"])
     else:
-        target = Status.AUTHORIZED
-        fields = {"authorization_expires_at": p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)}
+        target, fields = Status.AUTHORIZED, _authorized_fields(gw, p)
     event_type = event_for(target, method_type=p["method_type"])
-    if event_type is None:
+    if event_type is None or not can_transition(Status.PENDING, target):
         return None
-    history = [*p["status_history"], {"status": target.value, "at": views.ts(now)}]
-    row = {**p, "status": target.value, "status_history": history, "updated_at": now, **fields}
+    row = {**p, "status": target.value, "status_history": _history(p, target, now), "updated_at": now, **fields}
     return Planned(row, event_type, journal,
                    bank_ops.Resolution(op_id, outcome, failure_code, now, acquirer_reference))
 
@@ -207,9 +221,8 @@ async def _apply(conn: Conn, gw: Gateway, p: Row, op: Row, ok: bool, failure_cod
                               resolving=resolving)
         if p["capture_method"] == "automatic" or p["method_type"] == "upi":
             return await capture_money(conn, gw, p, p["amount"], now, unwritten=unwritten, resolving=resolving)
-        expires = p["created_at"] + timedelta(seconds=gw.settings.auth_ttl)
         return await move(conn, p, Status.AUTHORIZED, now, unwritten=unwritten, resolving=resolving,
-                          authorization_expires_at=expires)
+                          **_authorized_fields(gw, p))
     if kind == "capture" and status is Status.CAPTURING:
         if ok:
             return await capture_money(conn, gw, p, op["amount"], now, unwritten=unwritten, resolving=resolving)
