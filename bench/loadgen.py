@@ -55,6 +55,12 @@ def card_body(rng: random.Random, amount: int, capture_method: str) -> bytes:
     }, separators=(",", ":")).encode()
 
 
+# uvicorn closes a keep-alive connection idle for 5 s (its timeout_keep_alive). A request written on it as it
+# closes is lost without an answer — a read error that is the generator's, not the server's — so a connection
+# idle for longer than this is not reused, and neither is one the server has already closed.
+REUSE_IDLE_S = 4.0
+
+
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection; reconnects after an error."""
 
@@ -62,6 +68,12 @@ class HttpConnection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.idle_since = time.perf_counter()
+
+    def reusable(self) -> bool:
+        """Safe to send on: not idle past the server's keep-alive, not closed by the server meanwhile."""
+        fresh = time.perf_counter() - self.idle_since < REUSE_IDLE_S
+        return fresh and not (self.reader is not None and self.reader.at_eof())
 
     async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None
                       ) -> tuple[int, dict[str, str], bytes]:
@@ -78,6 +90,7 @@ class HttpConnection:
         status = int(lines[0].split(" ", 2)[1])
         got = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
         data = await self.reader.readexactly(int(got.get("content-length", "0")))
+        self.idle_since = time.perf_counter()
         return status, got, data
 
     def close(self) -> None:
@@ -189,6 +202,8 @@ class Generator:
         async def arrival(n: int, scheduled: float) -> None:
             async with slots:
                 conn = idle.pop() if idle else HttpConnection(self.host, self.port)
+                if not conn.reusable():  # see REUSE_IDLE_S
+                    conn.close()
                 r = await self.call(conn, "POST", "/v1/payments", self.headers(f"{self.args.token}-o{n}"),
                                     card_body(rng, rng.randint(100, 9999), "automatic"), since=scheduled)
                 if r is not None and r[0] != 201:
